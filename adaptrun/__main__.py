@@ -1,0 +1,3 @@
+from adaptrun.cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""From an activation spec to a fresh module per call site.
+
+Models ask the factory for one module per place where an activation is applied,
+passing the shape of one sample's features there: ``(features,)`` after a dense
+layer, ``(channels, height, width)`` after a convolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptrun.activations.bases import BASES, make_base
+from adaptrun.activations.recovery import NORMALIZATIONS
+from adaptrun.activations.slope import SlopeActivation
+
+VARIANTS = ("fixed", "global", "layerwise", "neuronwise")
+GRANULARITIES = ("channel", "element")
+
+
+class SpecError(ValueError):
+    """An invalid activation setting, naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationSpec:
+    """What kind of activation a model gets; validated on construction.
+
+    variant: fixed | global | layerwise | neuronwise (Jagtap's GAAF, L-LAAF, N-LAAF).
+    n: scale factor >= 1; slopes start at a = 1/n so n*a = 1.
+    granularity: for neuron-wise slopes after a convolution, one per ``channel`` or one
+        per ``element`` (channel x height x width, the paper's choice).
+    slope_recovery: weight W_a of the slope recovery term; 0 turns it off.
+    normalization: ``mean`` over layers (paper) or ``sum`` (authors' code).
+    """
+
+    variant: str = "fixed"
+    base: str = "relu"
+    n: float = 1.0
+    granularity: str = "element"
+    slope_recovery: float = 0.0
+    normalization: str = "mean"
+    negative_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, field: str, message: str) -> None:
+            if not ok:
+                raise SpecError(field, message)
+
+        check(self.variant in VARIANTS, "variant",
+              f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
+        check(self.base in BASES, "base",
+              f"unknown base {self.base!r}; valid: {', '.join(BASES)}")
+        check(_is_number(self.n) and self.n >= 1, "n", f"must be a number >= 1 (got {self.n!r})")
+        check(self.granularity in GRANULARITIES, "granularity",
+              f"unknown granularity {self.granularity!r}; valid: {', '.join(GRANULARITIES)}")
+        check(_is_number(self.slope_recovery) and self.slope_recovery >= 0, "slope_recovery",
+              f"must be a weight >= 0, 0 meaning off (got {self.slope_recovery!r})")
+        check(self.normalization in NORMALIZATIONS, "normalization",
+              f"unknown normalization {self.normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+        check(_is_number(self.negative_slope), "negative_slope",
+              f"must be a number (got {self.negative_slope!r})")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ActivationSpec:
+        """Build from a config section, ignoring keys that are not spec fields (e.g. name)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class ActivationFactory:
+    """Builds activation modules for one model; holds the global variant's shared slope."""
+
+    def __init__(self, spec: ActivationSpec) -> None:
+        self.spec = spec
+        self._shared: nn.Parameter | None = None
+
+    def __call__(self, shape: Sequence[int]) -> nn.Module:
+        spec = self.spec
+        base = make_base(spec.base, spec.negative_slope)
+        if spec.variant == "fixed":
+            return base
+        a = self._slope_parameter(tuple(int(s) for s in shape))
+        return SlopeActivation(
+            base, a, spec.n, spec.variant, spec.slope_recovery, spec.normalization
+        )
+
+    def _slope_parameter(self, shape: tuple[int, ...]) -> nn.Parameter:
+        spec = self.spec
+        if spec.variant == "global":
+            if self._shared is None:
+                self._shared = _init_slope((), spec.n)
+            return self._shared
+        if spec.variant == "layerwise":
+            return _init_slope((), spec.n)
+        if len(shape) == 3 and spec.granularity == "channel":
+            return _init_slope((shape[0], 1, 1), spec.n)
+        return _init_slope(shape, spec.n)
+
+
+def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
+    return nn.Parameter(torch.full(shape, 1.0 / n))
+
+
+def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable slopes of a model's adaptive activations, each once."""
+    seen: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        if isinstance(module, SlopeActivation):
+            seen.setdefault(id(module.a), module.a)
+    return list(seen.values())

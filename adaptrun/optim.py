@@ -1,0 +1,77 @@
+"""Optimizers (sgd, adam) and learning-rate schedules (constant, step, cosine)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptrun.activations import activation_parameters
+from adaptrun.errors import require
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_optimizer(cfg: Mapping[str, Any]) -> None:
+    require(cfg["name"] in OPTIMIZERS, "optimizer.name",
+            f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}")
+    require(_number(cfg["lr"]) and cfg["lr"] > 0, "optimizer.lr",
+            f"must be a positive number (got {cfg['lr']!r})")
+    require(_number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "optimizer.weight_decay",
+            f"must be >= 0 (got {cfg['weight_decay']!r})")
+    if cfg["name"] == "sgd":
+        require(_number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "optimizer.momentum",
+                f"must be in [0, 1) (got {cfg['momentum']!r})")
+        require(not cfg["nesterov"] or cfg["momentum"] > 0, "optimizer.nesterov",
+                "needs optimizer.momentum > 0")
+    require(cfg["schedule"] in SCHEDULES, "optimizer.schedule",
+            f"unknown schedule {cfg['schedule']!r}; valid: {', '.join(SCHEDULES)}")
+    milestones = list(cfg["milestones"])
+    require(all(isinstance(m, int) and m > 0 for m in milestones)
+            and milestones == sorted(set(milestones)), "optimizer.milestones",
+            f"must be increasing positive epoch numbers (got {milestones})")
+    require(_number(cfg["gamma"]) and 0 < cfg["gamma"] <= 1, "optimizer.gamma",
+            f"must be in (0, 1] (got {cfg['gamma']!r})")
+
+
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """Activation slopes get no weight decay: decay would pull them towards zero slope."""
+    slopes = {id(p) for p in activation_parameters(model)}
+    decayed = [p for p in model.parameters() if id(p) not in slopes]
+    groups = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
+    exempt = [p for p in model.parameters() if id(p) in slopes]
+    if exempt:
+        groups.append({"params": exempt, "weight_decay": 0.0})
+    lr = float(cfg["lr"])
+    if cfg["name"] == "sgd":
+        return torch.optim.SGD(
+            groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"])
+        )
+    return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg["betas"]))
+
+
+def lr_factor(cfg: Mapping[str, Any], step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """The multiplier on the base learning rate after ``step`` optimizer steps."""
+    if cfg["schedule"] == "step":
+        epoch = step // steps_per_epoch
+        return float(cfg["gamma"]) ** sum(epoch >= m for m in cfg["milestones"])
+    if cfg["schedule"] == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return 1.0
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], steps_per_epoch: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step schedule, so it needs no epoch bookkeeping and resumes from a step count."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch, total_steps)
+    )

@@ -1,0 +1,87 @@
+"""One run: config -> task, model, optimizer, tracker -> the training loop -> metrics."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from adaptrun.activations import ActivationFactory
+from adaptrun.config_check import check_activation, check_config
+from adaptrun.errors import ConfigError
+from adaptrun.models import build_model
+from adaptrun.optim import build_optimizer, build_schedule
+from adaptrun.tasks import build_task
+from adaptrun.track import Tracker
+from adaptrun.train import Loop, train
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", "cuda was asked for but no CUDA device is "
+                          "available; use trainer.device=auto or trainer.device=cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings people compare runs by, for TensorBoard's HParams dashboard."""
+    act = cfg["activation"]
+    return {
+        "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
+        "activation": act["name"], "variant": act["variant"], "base": act["base"],
+        "n": act["n"], "slope_recovery": act["slope_recovery"],
+        "optimizer": cfg["optimizer"]["name"], "lr": cfg["optimizer"]["lr"],
+        "batch_size": cfg["trainer"]["batch_size"], "epochs": cfg["trainer"]["epochs"],
+        "seed": cfg["seed"],
+    }
+
+
+def run(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
+        ) -> dict[str, Any]:
+    """Train one configuration into ``run_dir``; returns what metrics.json holds.
+
+    A ConfigError means nothing was trained. Any other exception is recorded in
+    metrics.json with status ``failed`` and raised again.
+    """
+    check_config(cfg)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    task = build_task(cfg, device)
+    factory = ActivationFactory(check_activation(cfg.activation))
+    model = build_model(cfg.model, task.input_shape, task.num_classes, factory).to(device)
+    loop = Loop.from_config(cfg.trainer)
+    total = loop.total_steps(task.steps_per_epoch)
+    optimizer = build_optimizer(model, cfg.optimizer)
+    schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
+    hparams = {**describe(cfg), **(overrides or {})}
+    tracker = Tracker(run_dir, model, task.goals, OmegaConf.to_container(cfg.targets),
+                      task.steps_per_epoch, total, cfg.trainer.log_every, hparams)
+    forward = torch.compile(model) if cfg.trainer.compile else model
+    log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total,
+             device)
+    try:
+        with tracker.progress.logging():
+            status = train(forward, task, optimizer, schedule, tracker, loop)
+    except Exception as exc:
+        tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    metrics = tracker.finish(status)
+    log.info("%s after %d steps; metrics in %s", status, metrics["steps"],
+             Path(run_dir) / "metrics.json")
+    return metrics

@@ -1,0 +1,196 @@
+"""Per-run records: TensorBoard scalars and histograms, convergence figures, metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from adaptrun.activations import SlopeActivation, activation_parameters
+from adaptrun.convergence import Point, auc_log10, first_reach
+from adaptrun.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+def tag(metric: str) -> str:
+    """TensorBoard tag of a metric key: ``test_acc`` -> ``test/acc``."""
+    return metric.replace("_", "/", 1)
+
+
+class Tracker:
+    """Collects what a run logs and writes it out.
+
+    Train losses are summed on the device and read back every ``log_every`` steps,
+    so logging does not force a device sync on every step.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        model: nn.Module,
+        goals: Mapping[str, str],
+        targets: Mapping[str, Sequence[float]],
+        steps_per_epoch: int,
+        total_steps: int,
+        log_every: int,
+        hparams: Mapping[str, Any],
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.model = model
+        self.goals = dict(goals)
+        self.targets = {k: [float(t) for t in v] for k, v in targets.items()}
+        self.steps_per_epoch = steps_per_epoch
+        self.log_every = log_every
+        self.hparams = dict(hparams)
+        self.history: dict[str, list[Point]] = {name: [] for name in goals}
+        self.step = 0
+        self.last_eval_step = -1
+        self._loss_sum: torch.Tensor | None = None
+        self._penalty_sum: torch.Tensor | None = None
+        self._count = 0
+        self._lr = 0.0
+        self.writer = SummaryWriter(str(self.run_dir))
+        self.progress = Progress(total_steps, steps_per_epoch)
+        self.start = time.perf_counter()
+
+    def train_step(self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float) -> bool:
+        """Add one step's loss; returns False once the logged loss is not finite."""
+        self.step, self._lr = step, lr
+        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
+        self._penalty_sum = penalty if self._penalty_sum is None else self._penalty_sum + penalty
+        self._count += 1
+        return step % self.log_every != 0 or self._flush()
+
+    def evaluate(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.last_eval_step = step
+        for name, value in metrics.items():
+            self._record(name, step, value)
+            self.writer.add_scalar(tag(name), value, step)
+        self.progress.update(step, **metrics)
+
+    def end_epoch(self, step: int, evaluate: Callable[[], Mapping[str, float]]) -> bool:
+        """Flush the train loss, evaluate unless just done, log slopes; False if diverged."""
+        if not self._flush():
+            return False
+        if self.last_eval_step != step:
+            self.evaluate(step, evaluate())
+        self._log_slopes(step)
+        epoch = step / self.steps_per_epoch
+        shown = ", ".join(f"{k}={v[-1].value:.4g}" for k, v in self.history.items() if v)
+        log.info("epoch %.2f step %d: %s", epoch, step, shown)
+        return True
+
+    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+        """Write metrics.json, the convergence scalars and the hparams summary; close."""
+        self._flush()
+        metrics = self._metrics(status, error)
+        self._write_tensorboard_summary(metrics)
+        write_json_atomic(self.run_dir / "metrics.json", metrics)
+        self.writer.close()
+        self.progress.close()
+        return metrics
+
+    def _flush(self) -> bool:
+        if self._count == 0:
+            return True
+        loss = (self._loss_sum / self._count).item()
+        penalty = (self._penalty_sum / self._count).item()
+        self._loss_sum, self._penalty_sum, self._count = None, None, 0
+        if not (math.isfinite(loss) and math.isfinite(penalty)):
+            log.warning("non-finite training loss at step %d: run diverged", self.step)
+            return False
+        self._record("train_loss", self.step, loss)
+        self.writer.add_scalar("train/loss", loss, self.step)
+        self.writer.add_scalar("train/slope_recovery", penalty, self.step)
+        self.writer.add_scalar("train/lr", self._lr, self.step)
+        self.progress.update(self.step, loss=loss)
+        return True
+
+    def _record(self, name: str, step: int, value: float) -> None:
+        seconds = time.perf_counter() - self.start
+        point = Point(step, step / self.steps_per_epoch, seconds, value)
+        self.history.setdefault(name, []).append(point)
+
+    def _log_slopes(self, step: int) -> None:
+        shared: set[int] = set()
+        for name, module in self.model.named_modules():
+            if not isinstance(module, SlopeActivation):
+                continue
+            if module.variant == "global":
+                if id(module.a) in shared:
+                    continue
+                shared.add(id(module.a))
+                name = "global"
+            slope = module.slope().float()
+            if slope.numel() == 1:
+                self.writer.add_scalar(f"slopes/{name}", slope.item(), step)
+            else:
+                self.writer.add_histogram(f"slopes/{name}", slope, step)
+                self.writer.add_scalar(f"slopes_mean/{name}", slope.mean().item(), step)
+
+    def _metrics(self, status: str, error: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": status, "error": error}
+        out["steps"] = self.step
+        out["epochs"] = round(self.step / self.steps_per_epoch, 4)
+        out["wall_seconds"] = round(time.perf_counter() - self.start, 3)
+        for name, points in self.history.items():
+            out[f"final_{name}"] = points[-1].value if points else None
+            if name != "train_loss":
+                pick = max if self.goals[name] == "max" else min
+                best = pick(points, key=lambda p: p.value) if points else None
+                out[f"best_{name}"] = best.value if best else None
+                out[f"best_{name}_step"] = best.step if best else None
+        out["convergence"] = {
+            name: {
+                f"{t:g}": first_reach(self.history[name], t, self.goals[name]) for t in targets
+            }
+            for name, targets in self.targets.items()
+        }
+        out["auc_log10_train_loss"] = auc_log10(self.history["train_loss"])
+        slopes = activation_parameters(self.model)
+        out["params"] = {
+            "total": sum(p.numel() for p in self.model.parameters()),
+            "activation": sum(p.numel() for p in slopes),
+        }
+        out["hparams"] = self.hparams
+        return out
+
+    def _write_tensorboard_summary(self, metrics: Mapping[str, Any]) -> None:
+        scalars: dict[str, float] = {}
+        for key in ("final_train_loss", "auc_log10_train_loss", *self._eval_keys()):
+            if isinstance(metrics.get(key), (int, float)):
+                scalars[f"hparam/{key}"] = float(metrics[key])
+        for name, reached in metrics["convergence"].items():
+            for target, where in reached.items():
+                if where is not None:
+                    scalars[f"convergence/steps_to_{name}_{target}"] = float(where["step"])
+                    scalars[f"convergence/epochs_to_{name}_{target}"] = float(where["epoch"])
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                   for k, v in self.hparams.items()}
+        hparams["status"] = metrics["status"]
+        for summary in hparams_summary(hparams, scalars):
+            self.writer.file_writer.add_summary(summary)
+        for key, value in scalars.items():
+            self.writer.add_scalar(key, value, self.step)
+
+    def _eval_keys(self) -> list[str]:
+        names = [n for n in self.history if n != "train_loss"]
+        return [f"{kind}_{n}" for n in names for kind in ("final", "best")]
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
