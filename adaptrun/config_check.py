@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from adaptrun.activations import ActivationSpec, SpecError
 from adaptrun.data import check_dataset
 from adaptrun.errors import ConfigError, require
@@ -30,36 +32,63 @@ def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
 
 def check_trainer(cfg: Mapping[str, Any]) -> None:
     for key in ("epochs", "batch_size", "log_every"):
-        require(_optional_positive(cfg[key]) and cfg[key] is not None, f"trainer.{key}",
-                f"must be an integer >= 1 (got {cfg[key]!r})")
+        require(
+            _optional_positive(cfg[key]) and cfg[key] is not None,
+            f"trainer.{key}",
+            f"must be an integer >= 1 (got {cfg[key]!r})",
+        )
     for key in ("max_steps", "eval_every"):
-        require(_optional_positive(cfg[key]), f"trainer.{key}",
-                f"must be null or an integer >= 1 (got {cfg[key]!r})")
-    require(cfg["device"] in DEVICES, "trainer.device",
-            f"unknown device {cfg['device']!r}; valid: {', '.join(DEVICES)}")
-    require(cfg["precision"] in PRECISIONS, "trainer.precision",
-            f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}")
+        require(
+            _optional_positive(cfg[key]),
+            f"trainer.{key}",
+            f"must be null or an integer >= 1 (got {cfg[key]!r})",
+        )
+    require(
+        cfg["device"] in DEVICES,
+        "trainer.device",
+        f"unknown device {cfg['device']!r}; valid: {', '.join(DEVICES)}",
+    )
+    require(
+        cfg["device"] != "cuda" or torch.cuda.is_available(),
+        "trainer.device",
+        "cuda was asked for but no CUDA device is available; "
+        "use trainer.device=auto or trainer.device=cpu",
+    )
+    require(
+        cfg["precision"] in PRECISIONS,
+        "trainer.precision",
+        f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}",
+    )
     require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
 
 
 def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:
     for name, values in targets.items():
-        require(name in goals, f"targets.{name}",
-                f"unknown metric; valid: {', '.join(goals)}")
-        require(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values),
-                f"targets.{name}", f"must be a list of numbers (got {list(values)})")
+        require(name in goals, f"targets.{name}", f"unknown metric; valid: {', '.join(goals)}")
+        require(
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values),
+            f"targets.{name}",
+            f"must be a list of numbers (got {list(values)})",
+        )
 
 
 def check_config(cfg: Mapping[str, Any]) -> None:
     """Raise ConfigError for the first value that cannot work; cheap, touches no data."""
-    require(isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool), "seed",
-            f"must be an integer (got {cfg['seed']!r})")
+    require(
+        isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool),
+        "seed",
+        f"must be an integer (got {cfg['seed']!r})",
+    )
     check_task(cfg["task"])
     check_dataset(cfg["dataset"])
     check_model(cfg["model"], list(cfg["dataset"]["shape"]), cfg["dataset"]["name"])
     check_activation(cfg["activation"])
-    require(cfg["augmentation"]["name"] in AUGMENTATIONS, "augmentation.name",
-            f"unknown augmentation {cfg['augmentation']['name']!r}; valid: {', '.join(AUGMENTATIONS)}")
+    augmentation = cfg["augmentation"]["name"]
+    require(
+        augmentation in AUGMENTATIONS,
+        "augmentation.name",
+        f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}",
+    )
     check_optimizer(cfg["optimizer"])
     check_trainer(cfg["trainer"])
     check_targets(cfg["targets"], ClassificationTask.goals)

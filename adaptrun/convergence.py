@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,6 @@ def auc_log10(points: Sequence[Point]) -> float | None:
     if len(points) < 2 or any(p.value <= 0 or not math.isfinite(p.value) for p in points):
         return None
     area = 0.0
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         area += 0.5 * (math.log10(a.value) + math.log10(b.value)) * (b.epoch - a.epoch)
     return area

@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
 
 
@@ -39,8 +40,6 @@ class FailFast(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
         self._check_folder(Path(str(config.hydra.run.dir)), "hydra.run.dir")
-        from adaptrun.config_check import check_config  # heavy: imports torch
-
         job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             check_config(job)
@@ -55,5 +54,7 @@ class FailFast(Callback):
     def _check_folder(folder: Path, key: str) -> None:
         problem = check_writable(folder.absolute())
         if problem:
-            fail(f"output folder {folder} cannot be written: {problem}; "
-                 f"choose another with {key}=PATH")
+            fail(
+                f"output folder {folder} cannot be written: {problem}; "
+                f"choose another with {key}=PATH"
+            )

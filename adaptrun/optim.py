@@ -21,25 +21,49 @@ def _number(value: Any) -> bool:
 
 
 def check_optimizer(cfg: Mapping[str, Any]) -> None:
-    require(cfg["name"] in OPTIMIZERS, "optimizer.name",
-            f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}")
-    require(_number(cfg["lr"]) and cfg["lr"] > 0, "optimizer.lr",
-            f"must be a positive number (got {cfg['lr']!r})")
-    require(_number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "optimizer.weight_decay",
-            f"must be >= 0 (got {cfg['weight_decay']!r})")
+    require(
+        cfg["name"] in OPTIMIZERS,
+        "optimizer.name",
+        f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}",
+    )
+    require(
+        _number(cfg["lr"]) and cfg["lr"] > 0,
+        "optimizer.lr",
+        f"must be a positive number (got {cfg['lr']!r})",
+    )
+    require(
+        _number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0,
+        "optimizer.weight_decay",
+        f"must be >= 0 (got {cfg['weight_decay']!r})",
+    )
     if cfg["name"] == "sgd":
-        require(_number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1, "optimizer.momentum",
-                f"must be in [0, 1) (got {cfg['momentum']!r})")
-        require(not cfg["nesterov"] or cfg["momentum"] > 0, "optimizer.nesterov",
-                "needs optimizer.momentum > 0")
-    require(cfg["schedule"] in SCHEDULES, "optimizer.schedule",
-            f"unknown schedule {cfg['schedule']!r}; valid: {', '.join(SCHEDULES)}")
+        require(
+            _number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1,
+            "optimizer.momentum",
+            f"must be in [0, 1) (got {cfg['momentum']!r})",
+        )
+        require(
+            not cfg["nesterov"] or cfg["momentum"] > 0,
+            "optimizer.nesterov",
+            "needs optimizer.momentum > 0",
+        )
+    require(
+        cfg["schedule"] in SCHEDULES,
+        "optimizer.schedule",
+        f"unknown schedule {cfg['schedule']!r}; valid: {', '.join(SCHEDULES)}",
+    )
     milestones = list(cfg["milestones"])
-    require(all(isinstance(m, int) and m > 0 for m in milestones)
-            and milestones == sorted(set(milestones)), "optimizer.milestones",
-            f"must be increasing positive epoch numbers (got {milestones})")
-    require(_number(cfg["gamma"]) and 0 < cfg["gamma"] <= 1, "optimizer.gamma",
-            f"must be in (0, 1] (got {cfg['gamma']!r})")
+    require(
+        all(isinstance(m, int) and m > 0 for m in milestones)
+        and milestones == sorted(set(milestones)),
+        "optimizer.milestones",
+        f"must be increasing positive epoch numbers (got {milestones})",
+    )
+    require(
+        _number(cfg["gamma"]) and 0 < cfg["gamma"] <= 1,
+        "optimizer.gamma",
+        f"must be in (0, 1] (got {cfg['gamma']!r})",
+    )
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:

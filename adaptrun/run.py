@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from adaptrun.activations import ActivationFactory
 from adaptrun.config_check import check_activation, check_config
-from adaptrun.errors import ConfigError
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.tasks import build_task
@@ -25,11 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; check_config has refused cuda without a GPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device", "cuda was asked for but no CUDA device is "
-                          "available; use trainer.device=auto or trainer.device=cpu")
     return torch.device(name)
 
 
@@ -43,17 +40,24 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The settings people compare runs by, for TensorBoard's HParams dashboard."""
     act = cfg["activation"]
     return {
-        "dataset": cfg["dataset"]["name"], "model": cfg["model"]["name"],
-        "activation": act["name"], "variant": act["variant"], "base": act["base"],
-        "n": act["n"], "slope_recovery": act["slope_recovery"],
-        "optimizer": cfg["optimizer"]["name"], "lr": cfg["optimizer"]["lr"],
-        "batch_size": cfg["trainer"]["batch_size"], "epochs": cfg["trainer"]["epochs"],
+        "dataset": cfg["dataset"]["name"],
+        "model": cfg["model"]["name"],
+        "activation": act["name"],
+        "variant": act["variant"],
+        "base": act["base"],
+        "n": act["n"],
+        "slope_recovery": act["slope_recovery"],
+        "optimizer": cfg["optimizer"]["name"],
+        "lr": cfg["optimizer"]["lr"],
+        "batch_size": cfg["trainer"]["batch_size"],
+        "epochs": cfg["trainer"]["epochs"],
         "seed": cfg["seed"],
     }
 
 
-def run(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
-        ) -> dict[str, Any]:
+def run(
+    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns what metrics.json holds.
 
     A ConfigError means nothing was trained. Any other exception is recorded in
@@ -70,11 +74,18 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = No
     optimizer = build_optimizer(model, cfg.optimizer)
     schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
     hparams = {**describe(cfg), **(overrides or {})}
-    tracker = Tracker(run_dir, model, task.goals, OmegaConf.to_container(cfg.targets),
-                      task.steps_per_epoch, total, cfg.trainer.log_every, hparams)
+    tracker = Tracker(
+        run_dir,
+        model,
+        task.goals,
+        OmegaConf.to_container(cfg.targets),
+        task.steps_per_epoch,
+        total,
+        cfg.trainer.log_every,
+        hparams,
+    )
     forward = torch.compile(model) if cfg.trainer.compile else model
-    log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total,
-             device)
+    log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total, device)
     try:
         with tracker.progress.logging():
             status = train(forward, task, optimizer, schedule, tracker, loop)
@@ -82,6 +93,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = No
         tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
     metrics = tracker.finish(status)
-    log.info("%s after %d steps; metrics in %s", status, metrics["steps"],
-             Path(run_dir) / "metrics.json")
+    log.info(
+        "%s after %d steps; metrics in %s", status, metrics["steps"], Path(run_dir) / "metrics.json"
+    )
     return metrics

@@ -152,9 +152,7 @@ class Tracker:
                 out[f"best_{name}"] = best.value if best else None
                 out[f"best_{name}_step"] = best.step if best else None
         out["convergence"] = {
-            name: {
-                f"{t:g}": first_reach(self.history[name], t, self.goals[name]) for t in targets
-            }
+            name: {f"{t:g}": first_reach(self.history[name], t, self.goals[name]) for t in targets}
             for name, targets in self.targets.items()
         }
         out["auc_log10_train_loss"] = auc_log10(self.history["train_loss"])
@@ -176,8 +174,10 @@ class Tracker:
                 if where is not None:
                     scalars[f"convergence/steps_to_{name}_{target}"] = float(where["step"])
                     scalars[f"convergence/epochs_to_{name}_{target}"] = float(where["epoch"])
-        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                   for k, v in self.hparams.items()}
+        hparams = {
+            k: v if isinstance(v, (int, float, str, bool)) else str(v)
+            for k, v in self.hparams.items()
+        }
         hparams["status"] = metrics["status"]
         for summary in hparams_summary(hparams, scalars):
             self.writer.file_writer.add_summary(summary)

@@ -33,8 +33,14 @@ class Loop:
         return min(total, self.max_steps) if self.max_steps else total
 
 
-def train(model: nn.Module, task: Any, optimizer: torch.optim.Optimizer,
-          schedule: torch.optim.lr_scheduler.LRScheduler, tracker: Tracker, loop: Loop) -> str:
+def train(
+    model: nn.Module,
+    task: Any,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    tracker: Tracker,
+    loop: Loop,
+) -> str:
     """Train until the step budget is spent; returns ``completed`` or ``diverged``."""
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=loop.precision == "bf16")
@@ -56,8 +62,9 @@ def train(model: nn.Module, task: Any, optimizer: torch.optim.Optimizer,
             optimizer.step()
             schedule.step()
             step += 1
-            if not tracker.train_step(step, loss.detach(), penalty.detach(),
-                                      schedule.get_last_lr()[0]):
+            if not tracker.train_step(
+                step, loss.detach(), penalty.detach(), schedule.get_last_lr()[0]
+            ):
                 return "diverged"
             if loop.eval_every and step % loop.eval_every == 0:
                 tracker.evaluate(step, evaluate())

@@ -1,10 +1,10 @@
 """Adaptive activation functions, usable from any PyTorch code (no Hydra needed).
 
-    from adaptrun.activations import ActivationFactory, ActivationSpec, model_penalty
-    act = ActivationFactory(ActivationSpec(variant="neuronwise", base="tanh", n=10,
-                                           slope_recovery=1.0))
-    layer = nn.Sequential(nn.Linear(2, 50), act((50,)))
-    loss = task_loss + model_penalty(model)
+from adaptrun.activations import ActivationFactory, ActivationSpec, model_penalty
+act = ActivationFactory(ActivationSpec(variant="neuronwise", base="tanh", n=10,
+                                       slope_recovery=1.0))
+layer = nn.Sequential(nn.Linear(2, 50), act((50,)))
+loss = task_loss + model_penalty(model)
 """
 
 from adaptrun.activations.bases import BASES, Sin, make_base

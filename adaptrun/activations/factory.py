@@ -56,19 +56,33 @@ class ActivationSpec:
             if not ok:
                 raise SpecError(field, message)
 
-        check(self.variant in VARIANTS, "variant",
-              f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
-        check(self.base in BASES, "base",
-              f"unknown base {self.base!r}; valid: {', '.join(BASES)}")
+        check(
+            self.variant in VARIANTS,
+            "variant",
+            f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}",
+        )
+        check(self.base in BASES, "base", f"unknown base {self.base!r}; valid: {', '.join(BASES)}")
         check(_is_number(self.n) and self.n >= 1, "n", f"must be a number >= 1 (got {self.n!r})")
-        check(self.granularity in GRANULARITIES, "granularity",
-              f"unknown granularity {self.granularity!r}; valid: {', '.join(GRANULARITIES)}")
-        check(_is_number(self.slope_recovery) and self.slope_recovery >= 0, "slope_recovery",
-              f"must be a weight >= 0, 0 meaning off (got {self.slope_recovery!r})")
-        check(self.normalization in NORMALIZATIONS, "normalization",
-              f"unknown normalization {self.normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
-        check(_is_number(self.negative_slope), "negative_slope",
-              f"must be a number (got {self.negative_slope!r})")
+        check(
+            self.granularity in GRANULARITIES,
+            "granularity",
+            f"unknown granularity {self.granularity!r}; valid: {', '.join(GRANULARITIES)}",
+        )
+        check(
+            _is_number(self.slope_recovery) and self.slope_recovery >= 0,
+            "slope_recovery",
+            f"must be a weight >= 0, 0 meaning off (got {self.slope_recovery!r})",
+        )
+        check(
+            self.normalization in NORMALIZATIONS,
+            "normalization",
+            f"unknown normalization {self.normalization!r}; valid: {', '.join(NORMALIZATIONS)}",
+        )
+        check(
+            _is_number(self.negative_slope),
+            "negative_slope",
+            f"must be a number (got {self.negative_slope!r})",
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ActivationSpec:

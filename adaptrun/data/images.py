@@ -22,7 +22,8 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.x.dtype != torch.uint8 or self.x.dim() != 4:
-            raise ValueError(f"pixels must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+            got = f"{self.x.dtype} {tuple(self.x.shape)}"
+            raise ValueError(f"pixels must be uint8 (N, C, H, W), got {got}")
         if self.y.shape != (self.x.shape[0],):
             raise ValueError(f"{self.x.shape[0]} images but labels of shape {tuple(self.y.shape)}")
 

@@ -16,11 +16,17 @@ LOADERS: dict[str, Callable[[Mapping[str, Any]], ImageData]] = {
 
 def check_dataset(cfg: Mapping[str, Any]) -> None:
     """Config-only checks: a known name and the declared shape every model is built from."""
-    require(cfg["name"] in LOADERS, "dataset.name",
-            f"unknown dataset {cfg['name']!r}; valid: {', '.join(LOADERS)}")
+    require(
+        cfg["name"] in LOADERS,
+        "dataset.name",
+        f"unknown dataset {cfg['name']!r}; valid: {', '.join(LOADERS)}",
+    )
     shape = list(cfg["shape"])
-    require(len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
-            "dataset.shape", f"must be [channels, height, width] (got {shape})")
+    require(
+        len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
+        "dataset.shape",
+        f"must be [channels, height, width] (got {shape})",
+    )
     require(int(cfg["num_classes"]) >= 2, "dataset.num_classes", "must be >= 2")
 
 

@@ -35,22 +35,31 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
     """Config-only checks, including whether the model can take the dataset's images."""
     name = cfg["name"]
     require(name in BUILDERS, "model.name", f"unknown model {name!r}; valid: {', '.join(BUILDERS)}")
-    require(cfg.get("init", "default") in INITS, "model.init",
-            f"unknown init {cfg.get('init')!r}; valid: {', '.join(INITS)}")
+    require(
+        cfg.get("init", "default") in INITS,
+        "model.init",
+        f"unknown init {cfg.get('init')!r}; valid: {', '.join(INITS)}",
+    )
     if name == "mlp":
         require(_positive(cfg["hidden_layers"]), "model.hidden_layers", "must be an integer >= 1")
         require(_positive(cfg["width"]), "model.width", "must be an integer >= 1")
     elif name == "vgg":
         filters = list(cfg["filters"])
         blocks = cfg["blocks"]
-        require(_positive(blocks) and blocks <= len(filters), "model.blocks",
-                f"must be between 1 and {len(filters)} (the length of model.filters)")
+        require(
+            _positive(blocks) and blocks <= len(filters),
+            "model.blocks",
+            f"must be between 1 and {len(filters)} (the length of model.filters)",
+        )
         require(all(_positive(f) for f in filters), "model.filters", "must be positive integers")
         require(_positive(cfg["dense"]), "model.dense", "must be an integer >= 1")
         smallest = min(shape[1], shape[2])
-        require(smallest >= 2**blocks, "model",
-                f"vgg with {blocks} blocks halves the image {blocks} times and needs at least "
-                f"{2**blocks}x{2**blocks} inputs; dataset {dataset} has {shape[1]}x{shape[2]}")
+        require(
+            smallest >= 2**blocks,
+            "model",
+            f"vgg with {blocks} blocks halves the image {blocks} times and needs at least "
+            f"{2**blocks}x{2**blocks} inputs; dataset {dataset} has {shape[1]}x{shape[2]}",
+        )
 
 
 def build_model(

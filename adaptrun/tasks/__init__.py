@@ -15,8 +15,11 @@ TASKS = ("classification",)
 
 
 def check_task(cfg: Mapping[str, Any]) -> None:
-    require(cfg["name"] in TASKS, "task.name",
-            f"unknown task {cfg['name']!r}; valid: {', '.join(TASKS)}")
+    require(
+        cfg["name"] in TASKS,
+        "task.name",
+        f"unknown task {cfg['name']!r}; valid: {', '.join(TASKS)}",
+    )
     require(int(cfg["eval_batch_size"]) >= 1, "task.eval_batch_size", "must be >= 1")
 
 

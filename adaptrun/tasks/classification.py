@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class ClassificationTask:
     """Supplies the loop's batches, loss and test metrics; knows nothing of the model."""
 
-    goals = {"train_loss": "min", "test_loss": "min", "test_acc": "max"}
-    primary = "test_acc"
+    goals: ClassVar[dict[str, str]] = {"train_loss": "min", "test_loss": "min", "test_acc": "max"}
 
     def __init__(
         self, data: ImageData, batch_size: int, seed: int, eval_batch_size: int = 1024

@@ -1,0 +1,105 @@
+"""The adaptrun command end to end, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import read_metrics, run_cli, run_dirs
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+METRIC_KEYS = {
+    "status", "error", "steps", "epochs", "wall_seconds", "final_train_loss",
+    "final_test_acc", "best_test_acc", "final_test_loss", "convergence",
+    "auc_log10_train_loss", "params", "hparams",
+}  # fmt: skip
+
+
+def events(run_dir):
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    return acc
+
+
+def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
+    result = run_cli([], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    metrics = read_metrics(run_dir)
+    assert metrics.keys() >= METRIC_KEYS
+    assert metrics["status"] == "completed" and metrics["error"] is None
+    assert metrics["final_test_acc"] >= 0.9
+    assert metrics["steps"] == 20 * 23 and metrics["epochs"] == 20
+    assert metrics["convergence"]["test_acc"]["0.9"]["step"] <= metrics["steps"]
+    assert metrics["params"] == {"total": 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10,
+                                 "activation": 0}  # fmt: skip
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "adaptrun.log").read_text().count("epoch ") >= 20
+
+    acc = events(run_dir)
+    scalars = set(acc.Tags()["scalars"])
+    assert {"train/loss", "test/loss", "test/acc", "train/lr", "train/slope_recovery"} <= scalars
+    assert "convergence/steps_to_test_acc_0.9" in scalars
+    assert [e.step for e in acc.Scalars("test/acc")] == [23 * k for k in range(1, 21)]
+    assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["final_test_acc"])
+    hparams = acc.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams.keys()
+    # Not a terminal: no progress bar in the output.
+    assert "step/s" not in result.stderr and "it/s" not in result.stderr
+
+
+def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
+    args = ["-m", "activation=relu,neuronwise_slope", "seed=0,1", "trainer.epochs=2"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = sorted(d.name for d in run_dirs(tmp_path / "outputs" / "multirun"))
+    assert names == [
+        "activation=neuronwise_slope,seed=0,trainer.epochs=2",
+        "activation=neuronwise_slope,seed=1,trainer.epochs=2",
+        "activation=relu,seed=0,trainer.epochs=2",
+        "activation=relu,seed=1,trainer.epochs=2",
+    ]
+    for run_dir in run_dirs(tmp_path / "outputs"):
+        assert read_metrics(run_dir)["status"] == "completed"
+    slopes = events(next(d for d in run_dirs(tmp_path) if "neuronwise" in d.name))
+    assert {"slopes/net.2", "slopes/net.4"} <= set(slopes.Tags()["histograms"])
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    result = run_cli(["--cfg", "job", "activation=neuronwise_slope", "activation.base=tanh"],
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "variant: neuronwise" in result.stdout and "base: tanh" in result.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_group_option_lists_the_valid_ones(tmp_path):
+    result = run_cli(["activation=swish"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not find 'activation/swish'" in result.stderr
+    for option in ("relu", "neuronwise_slope", "layerwise", "global_slope", "prelu"):
+        assert f"\t{option}\n" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("activation.n=0.5", "activation.n"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("activation.base=swish", "activation.base"),
+    ],
+)
+def test_impossible_values_fail_before_training_with_one_line(tmp_path, override, key):
+    result = run_cli([override], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"adaptrun: error: {key}:"), result.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing half-written
+
+
+def test_unwritable_output_folder_fails_clearly(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    result = run_cli([f"hydra.run.dir={blocker}/run"], cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "cannot be written" in line and "hydra.run.dir" in line

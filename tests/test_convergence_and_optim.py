@@ -1,0 +1,64 @@
+"""Convergence figures and learning-rate schedules, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from adaptrun.activations import ActivationFactory, ActivationSpec, activation_parameters
+from adaptrun.convergence import Point, auc_log10, first_reach
+from adaptrun.models import MLP
+from adaptrun.optim import build_optimizer, lr_factor
+
+POINTS = [Point(10, 0.5, 1.0, 1.0), Point(20, 1.0, 2.0, 0.1), Point(30, 1.5, 3.0, 0.01)]
+
+
+def test_first_reach_finds_the_first_point_at_or_past_the_target():
+    assert first_reach(POINTS, 0.1, "min") == {"step": 20, "epoch": 1.0, "seconds": 2.0}
+    assert first_reach(POINTS, 0.001, "min") is None
+    assert first_reach(POINTS, 0.5, "max") == {"step": 10, "epoch": 0.5, "seconds": 1.0}
+
+
+def test_auc_of_log10_loss_is_trapezoidal_over_epochs():
+    # log10 values 0, -1, -2 at epochs 0.5, 1.0, 1.5: 0.5*(-0.5) + 0.5*(-1.5) = -1.0
+    assert auc_log10(POINTS) == pytest.approx(-1.0)
+    assert auc_log10(POINTS[:1]) is None
+    assert auc_log10([*POINTS, Point(40, 2.0, 4.0, math.nan)]) is None
+
+
+SCHED = {"schedule": "step", "milestones": [2, 5], "gamma": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "step", "expected"),
+    [
+        ({**SCHED, "schedule": "constant"}, 99, 1.0),
+        (SCHED, 19, 1.0),  # epoch 1 (10 steps per epoch)
+        (SCHED, 20, 0.1),  # epoch 2: first milestone
+        (SCHED, 55, 0.01),  # past both milestones
+        ({**SCHED, "schedule": "cosine"}, 0, 1.0),
+        ({**SCHED, "schedule": "cosine"}, 50, 0.5),
+        ({**SCHED, "schedule": "cosine"}, 100, 0.0),
+    ],
+)
+def test_schedule_factors(cfg, step, expected):
+    assert lr_factor(cfg, step, steps_per_epoch=10, total_steps=100) == pytest.approx(expected)
+
+
+def test_slopes_are_exempt_from_weight_decay():
+    model = MLP((4,), [3], 2, ActivationFactory(ActivationSpec(variant="neuronwise")))
+    cfg = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.5}
+    optimizer = build_optimizer(model, cfg)
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    (slope,) = activation_parameters(model)
+    assert decay[id(slope)] == 0.0
+    assert all(decay[id(p)] == 0.5 for p in model.parameters() if p is not slope)
+    assert len(decay) == len(list(model.parameters()))
+    # One SGD step with zero gradient: decayed weights shrink, the slope does not move.
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    before = slope.detach().clone()
+    optimizer.step()
+    torch.testing.assert_close(slope.detach(), before)

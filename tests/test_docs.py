@@ -1,0 +1,35 @@
+"""The README matches the code: its config table, and .ci/run runs its test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def _block_after(marker: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    match = re.search(re.escape(marker) + r"\s*```bash\n(.+?)\n```", readme, re.S)
+    assert match, f"README.md has no bash block after {marker}"
+    return match.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    command = _block_after("<!-- test-command -->")
+    ci_lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert command in ci_lines
+
+
+def test_readme_run_command_runs_the_default():
+    command = _block_after("<!-- run-command -->")
+    assert command.endswith(".venv/bin/adaptrun")
+
+
+def test_readme_config_table_is_current():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "config_table.py"), "--check"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout

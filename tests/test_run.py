@@ -1,0 +1,111 @@
+"""Whole runs composed as the CLI composes them: determinism, budgets, divergence, checks."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import read_metrics
+
+from adaptrun.config_check import check_config
+from adaptrun.errors import ConfigError
+from adaptrun.run import run
+
+QUICK = ["trainer.epochs=2"]
+
+
+def _numbers(metrics: dict) -> dict:
+    """metrics.json without its wall-clock figures."""
+    out = {k: v for k, v in metrics.items() if k != "wall_seconds"}
+    out["convergence"] = {
+        name: {t: (w and {k: v for k, v in w.items() if k != "seconds"}) for t, w in d.items()}
+        for name, d in metrics["convergence"].items()
+    }
+    return out
+
+
+@pytest.mark.parametrize("activation", ["neuronwise_slope", "global_slope"])
+def test_same_seed_gives_identical_metrics(compose_cfg, tmp_path, activation):
+    cfg = compose_cfg([*QUICK, f"activation={activation}", "seed=7"])
+    first = run(cfg, tmp_path / "a")
+    second = run(cfg, tmp_path / "b")
+    assert _numbers(first) == _numbers(second)
+    assert _numbers(read_metrics(tmp_path / "a")) == _numbers(first)
+    other = run(compose_cfg([*QUICK, f"activation={activation}", "seed=8"]), tmp_path / "c")
+    assert other["final_train_loss"] != first["final_train_loss"]
+
+
+def test_vgg2_with_layerwise_slope_recovery_trains(compose_cfg, tmp_path):
+    cfg = compose_cfg(["model=vgg2", "activation=layerwise_slope", "trainer.epochs=3"])
+    metrics = run(cfg, tmp_path)
+    assert metrics["status"] == "completed"
+    assert metrics["params"]["activation"] == 5  # 4 convolutions + 1 dense layer
+    assert metrics["final_test_acc"] > 0.5
+
+
+def test_max_steps_and_eval_every(compose_cfg, tmp_path):
+    cfg = compose_cfg(["trainer.max_steps=30", "trainer.eval_every=10", "trainer.log_every=5"])
+    metrics = run(cfg, tmp_path)
+    assert metrics["steps"] == 30
+    assert metrics["epochs"] == pytest.approx(30 / 23, abs=1e-4)
+    # test at steps 10, 20, (epoch end) 23, 30
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("test/acc")] == [10, 20, 23, 30]
+    assert [e.step for e in acc.Scalars("train/loss")] == [5, 10, 15, 20, 23, 25, 30]
+
+
+def test_non_finite_loss_ends_the_run_as_diverged(compose_cfg, tmp_path):
+    cfg = compose_cfg(["optimizer=sgd", "optimizer.lr=1e30", "trainer.log_every=1"])
+    metrics = run(cfg, tmp_path)
+    assert metrics["status"] == "diverged"
+    assert metrics["steps"] < 23 * 20
+    assert read_metrics(tmp_path)["status"] == "diverged"
+
+
+def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
+    cfg = compose_cfg([*QUICK, "activation=layerwise_slope", "activation.base=tanh",
+                       "activation.n=10"])  # fmt: skip
+    run(cfg, tmp_path)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    terms = [e.value for e in acc.Scalars("train/slope_recovery")]
+    assert 0 < terms[-1] < terms[0] <= 1 / 2.718281828**0.1 + 1e-6  # S(a) at a = 1/n is e^-0.1
+    slopes = [e.value for e in acc.Scalars("slopes/net.2")]
+    assert slopes[-1] > 1.0  # the recovery term pushes slopes up
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["activation.n=0"], "activation.n"),
+        (["activation=neuronwise", "activation.granularity=pixel"], "activation.granularity"),
+        (["activation.normalization=median"], "activation.normalization"),
+        (["activation.slope_recovery=-1"], "activation.slope_recovery"),
+        (["trainer.epochs=0"], "trainer.epochs"),
+        (["trainer.max_steps=-3"], "trainer.max_steps"),
+        (["trainer.precision=fp8"], "trainer.precision"),
+        (["trainer.device=tpu"], "trainer.device"),
+        (["optimizer=sgd", "optimizer.momentum=1.5"], "optimizer.momentum"),
+        (["optimizer.schedule=linear"], "optimizer.schedule"),
+        (["optimizer.milestones=[5,2]"], "optimizer.milestones"),
+        (["model.width=0"], "model.width"),
+        (["model=vgg3", "dataset.shape=[1,4,4]"], "model"),
+        (["+targets.test_accuracy=[0.9]"], "targets.test_accuracy"),
+        (["seed=abc"], "seed"),
+    ],
+)
+def test_config_check_names_the_bad_key(compose_cfg, overrides, key):
+    with pytest.raises(ConfigError) as info:
+        check_config(compose_cfg(overrides))
+    assert info.value.key == key
+
+
+def test_every_shipped_option_passes_the_config_check(compose_cfg):
+    from adaptrun.cli import config_dir
+
+    for group in ("activation", "model", "optimizer", "dataset", "augmentation", "task"):
+        for option in sorted((config_dir() / group).glob("*.yaml")):
+            check_config(compose_cfg([f"{group}={option.stem}"]))
