@@ -67,11 +67,11 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Activation slopes get no weight decay: decay would pull them towards zero slope."""
-    slopes = {id(p) for p in activation_parameters(model)}
-    decayed = [p for p in model.parameters() if id(p) not in slopes]
+    """Activation parameters get no weight decay: it would pull slopes towards zero."""
+    exempt_ids = {id(p) for p in activation_parameters(model)}
+    decayed = [p for p in model.parameters() if id(p) not in exempt_ids]
     groups = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
-    exempt = [p for p in model.parameters() if id(p) in slopes]
+    exempt = [p for p in model.parameters() if id(p) in exempt_ids]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
     lr = float(cfg["lr"])

@@ -90,6 +90,7 @@ def run(
         with tracker.progress.logging():
             status = train(forward, task, optimizer, schedule, tracker, loop)
     except Exception as exc:
+        log.exception("run failed")
         tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
         raise
     metrics = tracker.finish(status)

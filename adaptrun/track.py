@@ -156,10 +156,10 @@ class Tracker:
             for name, targets in self.targets.items()
         }
         out["auc_log10_train_loss"] = auc_log10(self.history["train_loss"])
-        slopes = activation_parameters(self.model)
+        act_params = activation_parameters(self.model)
         out["params"] = {
             "total": sum(p.numel() for p in self.model.parameters()),
-            "activation": sum(p.numel() for p in slopes),
+            "activation": sum(p.numel() for p in act_params),
         }
         out["hparams"] = self.hparams
         return out

@@ -62,3 +62,14 @@ def test_slopes_are_exempt_from_weight_decay():
     before = slope.detach().clone()
     optimizer.step()
     torch.testing.assert_close(slope.detach(), before)
+
+
+def test_prelu_weight_counts_as_an_activation_parameter_without_decay():
+    spec = ActivationSpec(variant="layerwise", base="prelu")
+    model = MLP((4,), [3, 3], 2, ActivationFactory(spec))
+    params = activation_parameters(model)
+    assert sum(p.numel() for p in params) == 2 + 2  # two slopes, two PReLU weights
+    cfg = {"name": "adam", "lr": 0.1, "betas": [0.9, 0.999], "weight_decay": 0.5}
+    optimizer = build_optimizer(model, cfg)
+    exempt = [g for g in optimizer.param_groups if g["weight_decay"] == 0.0]
+    assert {id(p) for p in exempt[0]["params"]} == {id(p) for p in params}

@@ -144,7 +144,7 @@ def test_bf16_autocast_tracks_fp32(compose_cfg, tmp_path):
     )
 
 
-def test_a_run_that_raises_records_failed_and_reraises(compose_cfg, tmp_path, monkeypatch):
+def test_a_run_that_raises_records_failed_and_reraises(compose_cfg, tmp_path, monkeypatch, caplog):
     def broken_train(*args, **kwargs):
         raise RuntimeError("out of cheese")
 
@@ -154,3 +154,5 @@ def test_a_run_that_raises_records_failed_and_reraises(compose_cfg, tmp_path, mo
     metrics = read_metrics(tmp_path)
     assert metrics["status"] == "failed"
     assert metrics["error"] == "RuntimeError: out of cheese"
+    (record,) = [r for r in caplog.records if r.message == "run failed"]
+    assert record.exc_info and "out of cheese" in str(record.exc_info[1])  # traceback in the log

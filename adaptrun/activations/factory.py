@@ -130,9 +130,10 @@ def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
 
 
 def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The trainable slopes of a model's adaptive activations, each once."""
+    """The trainable parameters of a model's activations (slopes, PReLU weights), each once."""
     seen: dict[int, nn.Parameter] = {}
     for module in model.modules():
-        if isinstance(module, SlopeActivation):
-            seen.setdefault(id(module.a), module.a)
+        if isinstance(module, (SlopeActivation, nn.PReLU)):
+            for p in module.parameters():
+                seen.setdefault(id(p), p)
     return list(seen.values())
