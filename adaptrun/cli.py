@@ -9,9 +9,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from adaptrun.errors import ConfigError
+from adaptrun.errors import UserError
+from adaptrun.resolvers import register_resolvers
 from adaptrun.run import run
-from adaptrun.run_names import register_resolvers
 
 
 def config_dir() -> Path:
@@ -29,7 +29,9 @@ def _main(cfg: DictConfig) -> None:
     overrides = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
     try:
         run(cfg, Path(hydra_cfg.runtime.output_dir), overrides)
-    except ConfigError as exc:
+    except UserError as exc:
+        if hydra_cfg.verbose:  # hydra.verbose=true: the full traceback too
+            raise
         print(f"adaptrun: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -9,6 +9,7 @@ import torch
 
 from adaptrun.activations import ActivationSpec, SpecError
 from adaptrun.data import check_dataset
+from adaptrun.data.augment import check_ops
 from adaptrun.errors import ConfigError, require
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
@@ -16,7 +17,6 @@ from adaptrun.tasks import ClassificationTask, check_task
 from adaptrun.train import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
-AUGMENTATIONS = ("none",)
 
 
 def _optional_positive(value: Any) -> bool:
@@ -83,12 +83,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     check_dataset(cfg["dataset"])
     check_model(cfg["model"], list(cfg["dataset"]["shape"]), cfg["dataset"]["name"])
     check_activation(cfg["activation"])
-    augmentation = cfg["augmentation"]["name"]
-    require(
-        augmentation in AUGMENTATIONS,
-        "augmentation.name",
-        f"unknown augmentation {augmentation!r}; valid: {', '.join(AUGMENTATIONS)}",
-    )
+    check_ops(list(cfg["augmentation"]["ops"]))
     check_optimizer(cfg["optimizer"])
     check_trainer(cfg["trainer"])
-    check_targets(cfg["targets"], ClassificationTask.goals)
+    check_targets(cfg["targets"], ClassificationTask.GOALS)

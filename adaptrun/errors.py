@@ -1,13 +1,21 @@
-"""The one error type that the CLI turns into a one-line message and exit code 2."""
+"""User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Something the user can fix (a config value, a missing file); no traceback needed."""
+
+
+class ConfigError(UserError, ValueError):
     """A config value that cannot work, named by its full key (e.g. ``trainer.batch_size``)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
+
+
+class DatasetError(UserError):
+    """Dataset files missing, corrupt or unreadable; the message says where and what to do."""
 
 
 def require(ok: bool, key: str, message: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -43,8 +44,8 @@ class FailFast(Callback):
         job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             check_config(job)
-        except ConfigError as exc:
-            fail(str(exc))
+        except (ConfigError, OmegaConfBaseException) as exc:  # the latter: a bad interpolation
+            fail(str(exc).strip().replace("\n", "; "))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)

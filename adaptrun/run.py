@@ -14,10 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from adaptrun.activations import ActivationFactory
 from adaptrun.config_check import check_activation, check_config
+from adaptrun.errors import UserError
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.tasks import build_task
-from adaptrun.track import Tracker
+from adaptrun.track import Tracker, write_failure
 from adaptrun.train import Loop, train
 
 log = logging.getLogger(__name__)
@@ -55,25 +56,42 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def describe_error(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
+def _log_failure(exc: BaseException) -> None:
+    if isinstance(exc, UserError):
+        log.error("run failed: %s", exc)  # the message says it all
+    else:
+        log.exception("run failed")
+
+
 def run(
     cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns what metrics.json holds.
 
-    A ConfigError means nothing was trained. Any other exception is recorded in
-    metrics.json with status ``failed`` and raised again.
+    A ConfigError from the config check means nothing was started. Any later exception
+    (a missing dataset, a crash while training) is recorded in metrics.json with status
+    ``failed`` and raised again.
     """
     check_config(cfg)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
-    task = build_task(cfg, device)
-    factory = ActivationFactory(check_activation(cfg.activation))
-    model = build_model(cfg.model, task.input_shape, task.num_classes, factory).to(device)
-    loop = Loop.from_config(cfg.trainer)
-    total = loop.total_steps(task.steps_per_epoch)
-    optimizer = build_optimizer(model, cfg.optimizer)
-    schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
     hparams = {**describe(cfg), **(overrides or {})}
+    try:
+        seed_everything(cfg.seed)
+        device = resolve_device(cfg.trainer.device)
+        task = build_task(cfg, device)
+        factory = ActivationFactory(check_activation(cfg.activation))
+        model = build_model(cfg.model, task.input_shape, task.num_classes, factory).to(device)
+        loop = Loop.from_config(cfg.trainer)
+        total = loop.total_steps(task.steps_per_epoch)
+        optimizer = build_optimizer(model, cfg.optimizer)
+        schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
+    except Exception as exc:
+        _log_failure(exc)
+        write_failure(run_dir, describe_error(exc), hparams)
+        raise
     tracker = Tracker(
         run_dir,
         model,
@@ -90,8 +108,8 @@ def run(
         with tracker.progress.logging():
             status = train(forward, task, optimizer, schedule, tracker, loop)
     except Exception as exc:
-        log.exception("run failed")
-        tracker.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        _log_failure(exc)
+        tracker.finish("failed", error=describe_error(exc))
         raise
     metrics = tracker.finish(status)
     log.info(

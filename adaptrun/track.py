@@ -151,8 +151,8 @@ class Tracker:
                 best = pick(points, key=lambda p: p.value) if points else None
                 out[f"best_{name}"] = best.value if best else None
                 out[f"best_{name}_step"] = best.step if best else None
-        out["convergence"] = {
-            name: {f"{t:g}": first_reach(self.history[name], t, self.goals[name]) for t in targets}
+        out["convergence"] = {  # a target for a metric this run lacks (no val split) stays null
+            name: {f"{t:g}": self._first_reach(name, t) for t in targets}
             for name, targets in self.targets.items()
         }
         out["auc_log10_train_loss"] = auc_log10(self.history["train_loss"])
@@ -163,6 +163,11 @@ class Tracker:
         }
         out["hparams"] = self.hparams
         return out
+
+    def _first_reach(self, name: str, target: float) -> dict[str, float] | None:
+        if name not in self.goals:
+            return None
+        return first_reach(self.history[name], target, self.goals[name])
 
     def _write_tensorboard_summary(self, metrics: Mapping[str, Any]) -> None:
         scalars: dict[str, float] = {}
@@ -187,6 +192,12 @@ class Tracker:
     def _eval_keys(self) -> list[str]:
         names = [n for n in self.history if n != "train_loss"]
         return [f"{kind}_{n}" for n in names for kind in ("final", "best")]
+
+
+def write_failure(run_dir: Path, error: str, hparams: Mapping[str, Any]) -> None:
+    """metrics.json for a run that failed before its tracker existed (e.g. missing data)."""
+    metrics = {"status": "failed", "error": error, "steps": 0, "hparams": dict(hparams)}
+    write_json_atomic(Path(run_dir) / "metrics.json", metrics)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

@@ -42,7 +42,17 @@ def readme_table(readme: str) -> str:
     return readme[start:end].strip()
 
 
+def write_readme() -> None:
+    path = REPO / "README.md"
+    readme = path.read_text()
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    path.write_text(f"{readme[:start]}\n{table()}\n{readme[end:]}")
+
+
 if __name__ == "__main__":
+    if "--write" in sys.argv:
+        write_readme()
+        sys.exit(0)
     if "--check" in sys.argv:
         stale = readme_table((REPO / "README.md").read_text()) != table()
         print("README.md config table is stale: run scripts/config_table.py" if stale else "ok")

@@ -7,10 +7,20 @@ from conftest import read_metrics, run_cli, run_dirs
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 METRIC_KEYS = {
-    "status", "error", "steps", "epochs", "wall_seconds", "final_train_loss",
-    "final_test_acc", "best_test_acc", "final_test_loss", "convergence",
-    "auc_log10_train_loss", "params", "hparams",
-}  # fmt: skip
+    "status",
+    "error",
+    "steps",
+    "epochs",
+    "wall_seconds",
+    "final_train_loss",
+    "final_test_acc",
+    "best_test_acc",
+    "final_test_loss",
+    "convergence",
+    "auc_log10_train_loss",
+    "params",
+    "hparams",
+}
 
 
 def events(run_dir):
@@ -29,8 +39,10 @@ def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     assert metrics["final_test_acc"] >= 0.9
     assert metrics["steps"] == 20 * 23 and metrics["epochs"] == 20
     assert metrics["convergence"]["test_acc"]["0.9"]["step"] <= metrics["steps"]
-    assert metrics["params"] == {"total": 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10,
-                                 "activation": 0}  # fmt: skip
+    assert metrics["params"] == {
+        "total": 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10,
+        "activation": 0,
+    }
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "adaptrun.log").read_text().count("epoch ") >= 20
 
@@ -64,8 +76,9 @@ def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path):
-    result = run_cli(["--cfg", "job", "activation=neuronwise_slope", "activation.base=tanh"],
-                     cwd=tmp_path)  # fmt: skip
+    result = run_cli(
+        ["--cfg", "job", "activation=neuronwise_slope", "activation.base=tanh"], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "variant: neuronwise" in result.stdout and "base: tanh" in result.stdout
     assert not (tmp_path / "outputs").exists()

@@ -62,8 +62,8 @@ def test_batches_cover_every_sample_once_seeded_per_epoch():
 
 def test_task_batches_depend_only_on_seed_and_epoch(compose_cfg):
     data = load_dataset(compose_cfg().dataset)
-    first = ClassificationTask(data, batch_size=64, seed=3)
-    again = ClassificationTask(data, batch_size=64, seed=3)
+    first = ClassificationTask(data, batch_size=64, seed=3, device=torch.device("cpu"))
+    again = ClassificationTask(data, batch_size=64, seed=3, device=torch.device("cpu"))
     x1, y1 = next(first.train_batches(epoch=2))
     x2, y2 = next(again.train_batches(epoch=2))
     assert torch.equal(x1, x2) and torch.equal(y1, y2)

@@ -30,6 +30,7 @@ def test_readme_run_command_runs_the_default():
 def test_readme_config_table_is_current():
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "config_table.py"), "--check"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout

@@ -65,8 +65,9 @@ def test_non_finite_loss_ends_the_run_as_diverged(compose_cfg, tmp_path):
 
 
 def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
-    cfg = compose_cfg([*QUICK, "activation=layerwise_slope", "activation.base=tanh",
-                       "activation.n=10"])  # fmt: skip
+    cfg = compose_cfg(
+        [*QUICK, "activation=layerwise_slope", "activation.base=tanh", "activation.n=10"]
+    )
     run(cfg, tmp_path)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -126,9 +127,11 @@ def test_compiled_model_matches_eager(compose_cfg, tmp_path):
     compiled = run(compose_cfg([*base, "trainer.compile=true"]), tmp_path / "compiled")
     assert compiled["steps"] == eager["steps"] == 8
     torch.testing.assert_close(
-        _train_losses(tmp_path / "compiled"), _train_losses(tmp_path / "eager"),
-        rtol=1e-4, atol=1e-5,
-    )  # fmt: skip
+        _train_losses(tmp_path / "compiled"),
+        _train_losses(tmp_path / "eager"),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     assert compiled["final_test_acc"] == pytest.approx(eager["final_test_acc"], abs=1 / 360)
 
 

@@ -33,6 +33,9 @@ class Split:
     def to(self, device: torch.device) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
+    def pin(self) -> Split:
+        return Split(self.x.pin_memory(), self.y.pin_memory())
+
 
 @dataclasses.dataclass
 class ImageData:
@@ -44,14 +47,27 @@ class ImageData:
     num_classes: int
     mean: tuple[float, ...]  # per channel, on the [0, 1] pixel scale
     std: tuple[float, ...]
+    val: Split | None = None  # held out from train when dataset.val_fraction > 0
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.train.x.shape[1:])  # type: ignore[return-value]
 
+    @property
+    def splits(self) -> dict[str, Split]:
+        present = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: split for name, split in present.items() if split is not None}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.x.nbytes + s.y.nbytes for s in self.splits.values())
+
     def to(self, device: torch.device) -> ImageData:
-        return dataclasses.replace(self, train=self.train.to(device), test=self.test.to(device))
+        return dataclasses.replace(self, **{k: s.to(device) for k, s in self.splits.items()})
+
+    def pin(self) -> ImageData:
+        return dataclasses.replace(self, **{k: s.pin() for k, s in self.splits.items()})
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

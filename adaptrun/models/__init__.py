@@ -8,8 +8,11 @@ from typing import Any
 from torch import nn
 
 from adaptrun.errors import require
+from adaptrun.models import lenet
 from adaptrun.models.init import INITS, initialize
+from adaptrun.models.lenet import LeNet
 from adaptrun.models.mlp import MLP
+from adaptrun.models.preact_resnet import PreActResNet18
 from adaptrun.models.vgg import VGG
 
 ActFactory = Callable[[Sequence[int]], nn.Module]
@@ -24,7 +27,24 @@ def _vgg(cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFac
     return VGG(shape, filters, int(cfg["dense"]), classes, act)
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {"mlp": _mlp, "vgg": _vgg}
+def _lenet(
+    cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFactory
+) -> nn.Module:
+    return LeNet(shape, classes, act, float(cfg.get("dropout", 0.5)))
+
+
+def _preact_resnet18(
+    cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFactory
+) -> nn.Module:
+    return PreActResNet18(shape, classes, act)
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "mlp": _mlp,
+    "vgg": _vgg,
+    "lenet": _lenet,
+    "preact_resnet18": _preact_resnet18,
+}
 
 
 def _positive(value: Any) -> bool:
@@ -53,13 +73,24 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
         )
         require(all(_positive(f) for f in filters), "model.filters", "must be positive integers")
         require(_positive(cfg["dense"]), "model.dense", "must be an integer >= 1")
-        smallest = min(shape[1], shape[2])
+        _fits(min(shape[1], shape[2]) >= 2**blocks, f"vgg{blocks}", 2**blocks, shape, dataset)
+    elif name == "lenet":
+        dropout = cfg.get("dropout", 0.5)
         require(
-            smallest >= 2**blocks,
-            "model",
-            f"vgg with {blocks} blocks halves the image {blocks} times and needs at least "
-            f"{2**blocks}x{2**blocks} inputs; dataset {dataset} has {shape[1]}x{shape[2]}",
+            isinstance(dropout, (int, float)) and 0 <= dropout < 1,
+            "model.dropout",
+            f"must be in [0, 1) (got {dropout!r})",
         )
+        _fits(min(shape[1], shape[2]) >= lenet.MIN_SIZE, "lenet", lenet.MIN_SIZE, shape, dataset)
+
+
+def _fits(ok: bool, model: str, size: int, shape: Sequence[int], dataset: str) -> None:
+    require(
+        ok,
+        "model",
+        f"model {model} cannot take dataset {dataset}: it needs images of at least "
+        f"{size}x{size} and {dataset} has {shape[1]}x{shape[2]}",
+    )
 
 
 def build_model(
@@ -71,4 +102,4 @@ def build_model(
     return model
 
 
-__all__ = ["BUILDERS", "MLP", "VGG", "build_model", "check_model"]
+__all__ = ["BUILDERS", "MLP", "VGG", "LeNet", "PreActResNet18", "build_model", "check_model"]

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from adaptrun.data import load_dataset
+from adaptrun.data import load_dataset, place
+from adaptrun.data.augment import Augment
 from adaptrun.errors import require
 from adaptrun.tasks.classification import ClassificationTask
 
@@ -24,11 +25,16 @@ def check_task(cfg: Mapping[str, Any]) -> None:
 
 
 def build_task(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTask:
-    """Load the data onto ``device`` and wrap it in the configured task."""
-    data = load_dataset(cfg["dataset"]).to(device)
-    trainer = cfg["trainer"]
+    """Load the data, place it for ``device`` and wrap it in the configured task."""
+    dataset = cfg["dataset"]
+    data = place(load_dataset(dataset), device, dataset.get("placement", "auto"))
     return ClassificationTask(
-        data, int(trainer["batch_size"]), int(cfg["seed"]), int(cfg["task"]["eval_batch_size"])
+        data,
+        batch_size=int(cfg["trainer"]["batch_size"]),
+        seed=int(cfg["seed"]),
+        device=device,
+        augment=Augment(list(cfg["augmentation"]["ops"])),
+        eval_batch_size=int(cfg["task"]["eval_batch_size"]),
     )
 
 

@@ -10,26 +10,51 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptrun.data.images import ImageData, Split, batch_indices, normalize
+from adaptrun.data.augment import Augment
+from adaptrun.data.images import ImageData, Split, batch_indices
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class ClassificationTask:
-    """Supplies the loop's batches, loss and test metrics; knows nothing of the model."""
+    """Supplies the loop's batches, loss and metrics; knows nothing of the model.
 
-    goals: ClassVar[dict[str, str]] = {"train_loss": "min", "test_loss": "min", "test_acc": "max"}
+    Pixels stay uint8 wherever the data lives (on the device, or pinned host memory
+    for datasets too big for it); each batch is moved, augmented in [0, 1] and then
+    normalised on ``device``.
+    """
+
+    GOALS: ClassVar[dict[str, str]] = {
+        "train_loss": "min",
+        "val_loss": "min",
+        "val_acc": "max",
+        "test_loss": "min",
+        "test_acc": "max",
+    }
 
     def __init__(
-        self, data: ImageData, batch_size: int, seed: int, eval_batch_size: int = 1024
+        self,
+        data: ImageData,
+        batch_size: int,
+        seed: int,
+        device: torch.device,
+        augment: Augment | None = None,
+        eval_batch_size: int = 1024,
     ) -> None:
         self.data = data
         self.batch_size = batch_size
         self.seed = seed
+        self.device = device
+        self.augment = augment
         self.eval_batch_size = eval_batch_size
-        device = data.train.x.device
         self._mean = torch.tensor(data.mean, device=device).view(-1, 1, 1)
         self._std = torch.tensor(data.std, device=device).view(-1, 1, 1)
+
+    @property
+    def goals(self) -> dict[str, str]:
+        """The metrics this run reports, with whether lower or higher is better."""
+        skip = "val_" if self.data.val is None else "\0"
+        return {k: v for k, v in self.GOALS.items() if not k.startswith(skip)}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -44,11 +69,12 @@ class ClassificationTask:
         return math.ceil(len(self.data.train) / self.batch_size)
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
-        """The epoch's shuffled batches; the order depends only on (seed, epoch)."""
+        """The epoch's shuffled, augmented batches; they depend only on (seed, epoch)."""
         split = self.data.train
         seed = self.seed * 1_000_003 + epoch
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         for idx in batch_indices(len(split), self.batch_size, seed, split.x.device):
-            yield self._prepare(split, idx)
+            yield self._prepare(split, idx, gen)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
@@ -56,20 +82,35 @@ class ClassificationTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Test loss and accuracy over the whole test split, in eval mode."""
+        """Loss and accuracy on the test split (and validation split, if held out)."""
         was_training = model.training
         model.eval()
-        split = self.data.test
-        loss_sum = torch.zeros((), device=split.x.device)
-        correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+        metrics: dict[str, float] = {}
+        for name in ("val", "test"):
+            split = self.data.splits.get(name)
+            if split is not None:
+                loss, acc = self._score(model, split)
+                metrics[f"{name}_loss"], metrics[f"{name}_acc"] = loss, acc
+        model.train(was_training)
+        return metrics
+
+    def _score(self, model: nn.Module, split: Split) -> tuple[float, float]:
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
         for idx in batch_indices(len(split), self.eval_batch_size, None, split.x.device):
-            x, y = self._prepare(split, idx)
+            x, y = self._prepare(split, idx, None)
             logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
-        model.train(was_training)
-        n = len(split)
-        return {"test_loss": loss_sum.item() / n, "test_acc": correct.item() / n}
+        return loss_sum.item() / len(split), correct.item() / len(split)
 
-    def _prepare(self, split: Split, idx: torch.Tensor) -> Batch:
-        return normalize(split.x[idx], self._mean, self._std), split.y[idx]
+    def _prepare(self, split: Split, idx: torch.Tensor, gen: torch.Generator | None) -> Batch:
+        x, y = split.x[idx], split.y[idx]
+        if x.device != self.device:  # host-resident data: copy the batch asynchronously
+            pinned = self.device.type == "cuda"
+            x = (x.pin_memory() if pinned else x).to(self.device, non_blocking=pinned)
+            y = (y.pin_memory() if pinned else y).to(self.device, non_blocking=pinned)
+        x = x.float().div_(255)
+        if gen is not None and self.augment:
+            x = self.augment(x, gen)
+        return (x - self._mean) / self._std, y

@@ -1,12 +1,14 @@
-"""Run-folder names made from a run's overrides, so TensorBoard shows readable run names."""
+"""OmegaConf resolvers the config tree uses; registered before Hydra composes anything."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from omegaconf import OmegaConf
 
-MAX_NAME = 120
+MAX_NAME = 200  # one path component; filesystems allow 255
 
 
 def folder_name(overrides: str, fallback: str = "default") -> str:
@@ -18,5 +20,13 @@ def folder_name(overrides: str, fallback: str = "default") -> str:
     return name
 
 
+def pick(key: str, table: Mapping[str, Any]) -> Any:
+    """``${adaptrun_by:${dataset.name},{mnist: lenet, ...}}``: the table's entry for key."""
+    if key not in table:
+        raise KeyError(f"no entry for {key!r}; the table has {', '.join(map(str, table))}")
+    return table[key]
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("adaptrun_folder", folder_name, replace=True)
+    OmegaConf.register_new_resolver("adaptrun_by", pick, replace=True)

@@ -1,0 +1,146 @@
+"""The seven image benchmarks, read through torchvision's own loaders.
+
+torchvision owns the on-disk formats and the published checksums; this module adds
+what a runner needs around them: the list of files it expects (from torchvision's
+tables), a clear error when they are missing or corrupt, downloads that never leave
+a half-written file where the next run would trust it, and the arrays as uint8
+(N, C, H, W) without any per-sample work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from torchvision import datasets as tvd
+
+from adaptrun.data.verify import check_idx, check_md5
+from adaptrun.errors import DatasetError
+
+Arrays = tuple[np.ndarray, np.ndarray]  # uint8 (N, C, H, W), int64 (N,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One torchvision dataset class and the family of on-disk format it uses."""
+
+    name: str
+    cls: type
+    family: str  # cifar | mnist | svhn | semeion
+
+    def files(self, root: Path) -> list[tuple[Path, str | None]]:
+        """Every file the loader reads, with its published MD5 where torchvision has one."""
+        cls = self.cls
+        if self.family == "cifar":
+            folder = root / cls.base_folder
+            listed = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
+            return [(folder / name, md5) for name, md5 in listed]
+        if self.family == "mnist":
+            folder = root / cls.__name__ / "raw"
+            names = [os.path.splitext(os.path.basename(url))[0] for url, _ in cls.resources]
+            return [(folder / name, None) for name in names]
+        if self.family == "svhn":
+            return [(root / cls.split_list[s][1], cls.split_list[s][2]) for s in ("train", "test")]
+        return [(root / cls.filename, cls.md5_checksum)]
+
+    def urls(self) -> list[str]:
+        cls = self.cls
+        if self.family == "cifar":
+            return [cls.url]
+        if self.family == "mnist":
+            return [f"{cls.mirrors[0]}{name}" for name, _ in cls.resources]
+        if self.family == "svhn":
+            return [cls.split_list[s][0] for s in ("train", "test")]
+        return [cls.url]
+
+    def read(self, root: Path, train: bool, download: bool = False) -> Arrays:
+        """One split as arrays (Semeion has a single split: ``train`` is ignored)."""
+        cls = self.cls
+        if self.family == "svhn":
+            ds = cls(str(root), split="train" if train else "test", download=download)
+            return np.ascontiguousarray(ds.data), np.asarray(ds.labels, dtype=np.int64)
+        if self.family == "semeion":
+            ds = cls(str(root), download=download)
+            return ds.data[:, None], np.asarray(ds.labels, dtype=np.int64)
+        ds = cls(str(root), train=train, download=download)
+        if self.family == "cifar":
+            x = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))
+            return x, np.asarray(ds.targets, dtype=np.int64)
+        return ds.data.numpy()[:, None], ds.targets.numpy().astype(np.int64)
+
+
+SOURCES = {
+    s.name: s
+    for s in (
+        Source("cifar10", tvd.CIFAR10, "cifar"),
+        Source("cifar100", tvd.CIFAR100, "cifar"),
+        Source("svhn", tvd.SVHN, "svhn"),
+        Source("mnist", tvd.MNIST, "mnist"),
+        Source("kmnist", tvd.KMNIST, "mnist"),
+        Source("fashion_mnist", tvd.FashionMNIST, "mnist"),
+        Source("semeion", tvd.SEMEION, "semeion"),
+    )
+}
+
+
+def _how_to_get(source: Source, root: Path) -> str:
+    return (
+        f"run once with dataset.download=true where the network is reachable, or fetch "
+        f"{' '.join(source.urls())} and unpack into {root} in torchvision's layout, or point "
+        "dataset.root (or the ADAPTRUN_DATA variable) at a folder that has them"
+    )
+
+
+def download(source: Source, root: Path) -> None:
+    """Download into a temporary folder beside the data; move files in only when complete."""
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=f".{source.name}-download-") as tmp:
+        staging = Path(tmp)
+        try:
+            for train in (True, False):
+                source.read(staging, train, download=True)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DatasetError(
+                f"dataset {source.name}: download into {root} failed ({reason}); "
+                + _how_to_get(source, root)
+            ) from exc
+        for path, _ in source.files(staging):
+            target = root / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+
+
+def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, Arrays | None]:
+    """(train, test) arrays; test is None for Semeion, which has no official split."""
+    source = SOURCES[name]
+    root = root.expanduser()
+    files = source.files(root)
+    missing = [path for path, _ in files if not path.is_file()]
+    if missing and not download_missing:
+        folders = sorted({str(p.parent) for p in missing})
+        raise DatasetError(
+            f"dataset {name}: not found in {', '.join(folders)} (missing "
+            f"{', '.join(p.name for p in missing)}) and dataset.download=false; "
+            + _how_to_get(source, root)
+        )
+    if missing:
+        download(source, root)
+    for path, md5 in files:
+        if md5 is not None:
+            check_md5(name, path, md5)
+        elif source.family == "mnist":
+            check_idx(name, path)
+    try:
+        train = source.read(root, train=True)
+        test = None if source.family == "semeion" else source.read(root, train=False)
+    except Exception as exc:
+        folder = files[0][0].parent
+        raise DatasetError(
+            f"dataset {name}: the files in {folder} could not be read "
+            f"({type(exc).__name__}: {exc}); delete them and download again"
+        ) from exc
+    return train, test
