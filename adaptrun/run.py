@@ -62,7 +62,7 @@ def describe_error(exc: BaseException) -> str:
 
 def _log_failure(exc: BaseException) -> None:
     if isinstance(exc, UserError):
-        log.error("run failed: %s", exc)  # the message says it all
+        log.error("run failed: %s", exc, extra={"file_only": True})  # the CLI prints it once
     else:
         log.exception("run failed")
 

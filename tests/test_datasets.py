@@ -16,6 +16,8 @@ from dataset_fixtures import DATASETS, SEMEION_SPLIT, checksums, point_checksums
 from torchvision import datasets as tvd
 
 from adaptrun.data import load_dataset
+from adaptrun.data.torchvision_sets import SOURCES
+from adaptrun.errors import DatasetError
 
 HERE = Path(__file__).resolve().parent
 
@@ -140,3 +142,118 @@ def test_every_dataset_trains_end_to_end_through_the_cli(tmp_path):
         metrics = read_metrics(run_dir)
         assert metrics["status"] == "completed", (name, metrics["error"])
         assert metrics["steps"] == 2 * -(-train_sizes[name] // 8)  # how many samples were read
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_missing_files_with_download_off_say_where_and_what(name, tmp_path, compose_cfg):
+    cfg = compose_cfg(_overrides(name, tmp_path))
+    with pytest.raises(DatasetError) as info:
+        load_dataset(cfg.dataset)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"dataset {name}: not found in {tmp_path}")
+    for path, _ in SOURCES[name].files(tmp_path):
+        assert path.name in message
+    assert "dataset.download=true" in message and "ADAPTRUN_DATA" in message
+    assert list(tmp_path.iterdir()) == []  # looked, wrote nothing
+
+
+def test_missing_dataset_through_the_cli_is_one_line_and_recorded(tmp_path):
+    from conftest import run_cli
+
+    args = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("adaptrun: error: dataset mnist: not found in ")
+    assert "train-images-idx3-ubyte" in line
+    assert "not found" not in result.stdout  # said once, not echoed by the console log
+    (run_dir,) = run_dirs(tmp_path / "outputs")
+    assert read_metrics(run_dir)["status"] == "failed"
+    verbose = run_cli([*args, "hydra.verbose=true"], cwd=tmp_path)
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+@pytest.mark.parametrize("name", ["semeion", "cifar10", "mnist", "svhn"])
+def test_unreachable_network_fails_cleanly_and_leaves_nothing(
+    name, tmp_path, compose_cfg, restore_torchvision_tables
+):
+    dead = "http://127.0.0.1:9/"  # the discard port: connection refused at once
+    tvd.SEMEION.url = dead + "semeion.data"
+    tvd.CIFAR10.url = dead + "cifar-10-python.tar.gz"
+    tvd.MNIST.mirrors = [dead]
+    tvd.SVHN.split_list = {k: [dead + f, f, m] for k, (_, f, m) in tvd.SVHN.split_list.items()}
+    root = tmp_path / "data"
+    cfg = compose_cfg([*_overrides(name, root)[:2], "dataset.download=true"])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(cfg.dataset)
+    assert f"dataset {name}: download into {root} failed" in str(info.value)
+    assert list(root.rglob("*")) == []  # no half-downloaded file for the next run to trust
+
+
+def test_corrupt_cifar_batch_is_named(tmp_path, compose_cfg, restore_torchvision_tables):
+    write("cifar10", tmp_path)
+    point_checksums_at(checksums(tmp_path))
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(DatasetError, match=r"data_batch_3 is corrupt \(MD5"):
+        load_dataset(compose_cfg(_overrides("cifar10", tmp_path)).dataset)
+
+
+def test_truncated_idx_file_is_named(tmp_path, compose_cfg):
+    write("kmnist", tmp_path)
+    labels = tmp_path / "KMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-3])
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte is corrupt \(15 bytes"):
+        load_dataset(compose_cfg(_overrides("kmnist", tmp_path)).dataset)
+
+
+def test_unreadable_file_with_a_matching_checksum_is_reported(
+    tmp_path, compose_cfg, restore_torchvision_tables
+):
+    write("svhn", tmp_path)
+    (tmp_path / "test_32x32.mat").write_bytes(b"not a MATLAB file")
+    point_checksums_at(checksums(tmp_path))
+    with pytest.raises(DatasetError, match="could not be read"):
+        load_dataset(compose_cfg(_overrides("svhn", tmp_path)).dataset)
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset"), [("lenet", "digits"), ("vgg3", "semeion"), ("lenet", "semeion")]
+)
+def test_model_dataset_pairs_are_checked_when_composed(model, dataset, compose_cfg):
+    from adaptrun.config_check import check_config
+    from adaptrun.errors import ConfigError
+
+    cfg = compose_cfg([f"model={model}", f"dataset={dataset}"])
+    if (model, dataset) == ("lenet", "digits"):
+        with pytest.raises(ConfigError) as info:
+            check_config(cfg)
+        assert "model lenet cannot take dataset digits" in str(info.value)
+    else:
+        check_config(cfg)  # semeion's 16x16 fits both
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("augmentation", ["none", "paper"])
+def test_benchmark_preset_follows_the_paper(name, augmentation, compose_cfg):
+    from adaptrun.config_check import check_config
+
+    cfg = compose_cfg(
+        [
+            "experiment=jagtap_benchmark",
+            f"dataset={name}",
+            f"augmentation={augmentation}",
+            "activation=layerwise_slope",
+        ]
+    )
+    check_config(cfg)
+    resnet = name in ("cifar10", "cifar100", "svhn")
+    assert cfg.model.name == ("preact_resnet18" if resnet else "lenet")
+    assert cfg.trainer.epochs == (200 if augmentation == "paper" else 50)
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.momentum) == ("sgd", 0.01, 0.9)
+    assert cfg.trainer.batch_size == 64 and list(cfg.optimizer.milestones) == [10, 100]
+    assert cfg.activation.slope_recovery == 1.0
+    recipe = [op["op"] for op in cfg.augmentation.ops]
+    assert recipe == (
+        [] if augmentation == "none" else [o["op"] for o in cfg.dataset.paper_augmentation]
+    )
