@@ -8,12 +8,10 @@ from typing import Any
 import torch
 
 from adaptrun.activations import ActivationSpec, SpecError
-from adaptrun.data import check_dataset
-from adaptrun.data.augment import check_ops
 from adaptrun.errors import ConfigError, require
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
-from adaptrun.tasks import ClassificationTask, check_task
+from adaptrun.tasks import TASKS, check_task, task_input_shape
 from adaptrun.train import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,7 +28,7 @@ def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
         raise ConfigError(f"activation.{exc.field}", exc.message) from None
 
 
-def check_trainer(cfg: Mapping[str, Any]) -> None:
+def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     for key in ("epochs", "batch_size", "log_every"):
         require(
             _optional_positive(cfg[key]) and cfg[key] is not None,
@@ -60,6 +58,24 @@ def check_trainer(cfg: Mapping[str, Any]) -> None:
         f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}",
     )
     require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
+    for key in ("eval_every_epochs", "lbfgs_steps"):
+        value = cfg[key]
+        require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+            f"trainer.{key}",
+            f"must be an integer >= 0 (got {value!r})",
+        )
+    require(
+        full_batch or cfg["lbfgs_steps"] == 0,
+        "trainer.lbfgs_steps",
+        "L-BFGS needs a full-batch task (function or burgers); use 0 for classification",
+    )
+    steps = list(cfg["figures_at"])
+    require(
+        all(_optional_positive(s) and s is not None for s in steps),
+        "trainer.figures_at",
+        f"must be a list of step numbers >= 1 (got {steps})",
+    )
 
 
 def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:
@@ -79,11 +95,10 @@ def check_config(cfg: Mapping[str, Any]) -> None:
         "seed",
         f"must be an integer (got {cfg['seed']!r})",
     )
-    check_task(cfg["task"])
-    check_dataset(cfg["dataset"])
-    check_model(cfg["model"], list(cfg["dataset"]["shape"]), cfg["dataset"]["name"])
+    check_task(cfg)
+    task = cfg["task"]["name"]
+    check_model(cfg["model"], task_input_shape(cfg), cfg["dataset"]["name"])
     check_activation(cfg["activation"])
-    check_ops(list(cfg["augmentation"]["ops"]))
     check_optimizer(cfg["optimizer"])
-    check_trainer(cfg["trainer"])
-    check_targets(cfg["targets"], ClassificationTask.GOALS)
+    check_trainer(cfg["trainer"], full_batch=task != "classification")
+    check_targets(cfg["targets"], TASKS[task].GOALS)

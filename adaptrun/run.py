@@ -17,6 +17,7 @@ from adaptrun.config_check import check_activation, check_config
 from adaptrun.errors import UserError
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
+from adaptrun.steps import build_step
 from adaptrun.tasks import build_task
 from adaptrun.track import Tracker, write_failure
 from adaptrun.train import Loop, train
@@ -83,7 +84,7 @@ def run(
         device = resolve_device(cfg.trainer.device)
         task = build_task(cfg, device)
         factory = ActivationFactory(check_activation(cfg.activation))
-        model = build_model(cfg.model, task.input_shape, task.num_classes, factory).to(device)
+        model = build_model(cfg.model, task.input_shape, task.num_outputs, factory).to(device)
         loop = Loop.from_config(cfg.trainer)
         total = loop.total_steps(task.steps_per_epoch)
         optimizer = build_optimizer(model, cfg.optimizer)
@@ -98,15 +99,17 @@ def run(
         task.goals,
         OmegaConf.to_container(cfg.targets),
         task.steps_per_epoch,
-        total,
+        total + loop.lbfgs_steps,
         cfg.trainer.log_every,
         hparams,
+        figures=(lambda: task.figures(model)) if hasattr(task, "figures") else None,
+        figure_steps=list(cfg.trainer.figures_at),
     )
-    forward = torch.compile(model) if cfg.trainer.compile else model
     log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total, device)
     try:
+        step_fn = build_step(model, task, cfg.trainer.compile, cfg.trainer.precision)
         with tracker.progress.logging():
-            status = train(forward, task, optimizer, schedule, tracker, loop)
+            status = train(model, task, step_fn, optimizer, schedule, tracker, loop)
     except Exception as exc:
         _log_failure(exc)
         tracker.finish("failed", error=describe_error(exc))

@@ -45,6 +45,8 @@ class Tracker:
         total_steps: int,
         log_every: int,
         hparams: Mapping[str, Any],
+        figures: Callable[[], Mapping[str, Any]] | None = None,
+        figure_steps: Sequence[int] = (),
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
@@ -54,8 +56,11 @@ class Tracker:
         self.log_every = log_every
         self.hparams = dict(hparams)
         self.history: dict[str, list[Point]] = {name: [] for name in goals}
+        self.figures = figures
+        self.figure_steps = set(figure_steps)
         self.step = 0
         self.last_eval_step = -1
+        self.last_figure_step = -1
         self._loss_sum: torch.Tensor | None = None
         self._penalty_sum: torch.Tensor | None = None
         self._count = 0
@@ -72,24 +77,41 @@ class Tracker:
         self._count += 1
         return step % self.log_every != 0 or self._flush()
 
-    def evaluate(self, step: int, metrics: Mapping[str, float]) -> None:
+    def evaluate(self, step: int, metrics: Mapping[str, float], final: bool = False) -> None:
+        """Record test metrics, slopes and (at chosen steps, and at the end) figures."""
         self.last_eval_step = step
         for name, value in metrics.items():
             self._record(name, step, value)
             self.writer.add_scalar(tag(name), value, step)
         self.progress.update(step, **metrics)
+        self._log_slopes(step)
+        if self.figures is not None and (final or step in self.figure_steps):
+            self._draw(step)
+        shown = ", ".join(f"{k}={v[-1].value:.4g}" for k, v in self.history.items() if v)
+        log.info("step %d (epoch %.2f): %s", step, step / self.steps_per_epoch, shown)
 
-    def end_epoch(self, step: int, evaluate: Callable[[], Mapping[str, float]]) -> bool:
-        """Flush the train loss, evaluate unless just done, log slopes; False if diverged."""
+    def end_epoch(self, step: int, evaluate: Callable[[], Mapping[str, float]] | None) -> bool:
+        """Flush the train loss and evaluate if asked (unless just done); False if diverged."""
         if not self._flush():
             return False
-        if self.last_eval_step != step:
+        if evaluate is not None and self.last_eval_step != step:
             self.evaluate(step, evaluate())
-        self._log_slopes(step)
-        epoch = step / self.steps_per_epoch
-        shown = ", ".join(f"{k}={v[-1].value:.4g}" for k, v in self.history.items() if v)
-        log.info("epoch %.2f step %d: %s", epoch, step, shown)
         return True
+
+    def end_training(self, evaluate: Callable[[], Mapping[str, float]]) -> bool:
+        """The final evaluation and figures; False if the last losses were not finite."""
+        if not self._flush():
+            return False
+        if self.last_eval_step != self.step:
+            self.evaluate(self.step, evaluate(), final=True)
+        elif self.figures is not None and self.last_figure_step != self.step:
+            self._draw(self.step)
+        return True
+
+    def _draw(self, step: int) -> None:
+        self.last_figure_step = step
+        for name, figure in self.figures().items():
+            self.writer.add_figure(f"figures/{name}", figure, step, close=True)
 
     def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
         """Write metrics.json, the convergence scalars and the hparams summary; close."""

@@ -1,15 +1,16 @@
-"""The one training loop. It sees a task, a model and the model's penalty, nothing more."""
+"""The one training loop. It sees a task, a step function and a tracker, nothing more."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from adaptrun.activations import model_penalty
+from adaptrun.steps import Step
 from adaptrun.track import Tracker
 
 PRECISIONS = ("fp32", "bf16")
@@ -17,25 +18,38 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclasses.dataclass(frozen=True)
 class Loop:
-    """How long to train and how often to evaluate; epochs or max_steps, whichever first."""
+    """How long to train and when to evaluate; epochs or max_steps, whichever first."""
 
     epochs: int
     max_steps: int | None = None
-    eval_every: int | None = None
+    eval_every: int | None = None  # steps
+    eval_every_epochs: int = 1  # 0: only at eval_every steps and at the end
     precision: str = "fp32"
+    lbfgs_steps: int = 0  # full-batch L-BFGS iterations after the first optimizer
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> Loop:
-        return cls(int(cfg["epochs"]), cfg["max_steps"], cfg["eval_every"], cfg["precision"])
+        return cls(
+            int(cfg["epochs"]),
+            cfg["max_steps"],
+            cfg["eval_every"],
+            int(cfg["eval_every_epochs"]),
+            cfg["precision"],
+            int(cfg["lbfgs_steps"]),
+        )
 
     def total_steps(self, steps_per_epoch: int) -> int:
         total = self.epochs * steps_per_epoch
         return min(total, self.max_steps) if self.max_steps else total
 
+    def eval_due(self, step: int) -> bool:
+        return bool(self.eval_every) and step % self.eval_every == 0
+
 
 def train(
     model: nn.Module,
     task: Any,
+    step_fn: Step,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     tracker: Tracker,
@@ -44,34 +58,63 @@ def train(
     """Train until the step budget is spent; returns ``completed`` or ``diverged``."""
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=loop.precision == "bf16")
-    total = loop.total_steps(task.steps_per_epoch)
 
     def evaluate() -> dict[str, float]:
         with autocast:
             return task.evaluate(model)
 
-    step = 0
+    total, step = loop.total_steps(task.steps_per_epoch), 0
     model.train()
     for epoch in range(loop.epochs):
         for batch in task.train_batches(epoch):
-            with autocast:
-                loss = task.loss(model, batch)
-                penalty = model_penalty(model)
             optimizer.zero_grad(set_to_none=True)
-            (loss + penalty).backward()
+            loss, penalty = step_fn(batch)
             optimizer.step()
             schedule.step()
             step += 1
-            if not tracker.train_step(
-                step, loss.detach(), penalty.detach(), schedule.get_last_lr()[0]
-            ):
+            if not tracker.train_step(step, loss, penalty, schedule.get_last_lr()[0]):
                 return "diverged"
-            if loop.eval_every and step % loop.eval_every == 0:
+            if loop.eval_due(step):
                 tracker.evaluate(step, evaluate())
             if step >= total:
                 break
-        if not tracker.end_epoch(step, evaluate):
+        at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
+        if not tracker.end_epoch(step, evaluate if at_epoch_end else None):
             return "diverged"
         if step >= total:
             break
+    if loop.lbfgs_steps and lbfgs(model, task, tracker, loop, step, evaluate) == "diverged":
+        return "diverged"
+    return "completed" if tracker.end_training(evaluate) else "diverged"
+
+
+def lbfgs(
+    model: nn.Module,
+    task: Any,
+    tracker: Tracker,
+    loop: Loop,
+    step: int,
+    evaluate: Callable[[], dict[str, float]],
+) -> str:
+    """Full-batch L-BFGS with a strong-Wolfe line search, one logged step per iteration."""
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe"
+    )
+    batch = next(iter(task.train_batches(0)))
+    terms: list[torch.Tensor] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss, penalty = task.loss(model, batch), model_penalty(model)
+        (loss + penalty).backward()
+        terms[:] = [loss.detach(), penalty.detach()]
+        return loss + penalty
+
+    for _ in range(loop.lbfgs_steps):
+        optimizer.step(closure)
+        step += 1
+        if not tracker.train_step(step, *terms, lr=1.0):
+            return "diverged"
+        if loop.eval_due(step):
+            tracker.evaluate(step, evaluate())
     return "completed"

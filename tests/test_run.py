@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from conftest import read_metrics
 
 from adaptrun.config_check import check_config

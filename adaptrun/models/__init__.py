@@ -60,6 +60,13 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
         "model.init",
         f"unknown init {cfg.get('init')!r}; valid: {', '.join(INITS)}",
     )
+    if name != "mlp":
+        require(
+            len(shape) == 3,
+            "model",
+            f"model {name} needs images; dataset {dataset} gives inputs of shape {tuple(shape)} "
+            "(use model=mlp)",
+        )
     if name == "mlp":
         require(_positive(cfg["hidden_layers"]), "model.hidden_layers", "must be an integer >= 1")
         require(_positive(cfg["width"]), "model.width", "must be an integer >= 1")
@@ -98,7 +105,7 @@ def build_model(
 ) -> nn.Module:
     """A freshly initialised model for images of ``shape`` (C, H, W)."""
     model = BUILDERS[cfg["name"]](cfg, shape, num_classes, act)
-    initialize(model, cfg.get("init", "default"))
+    initialize(model, cfg.get("init", "default"), float(cfg.get("init_std", 0.1)))
     return model
 
 

@@ -1,4 +1,10 @@
-"""Tasks supply batches, a loss and metrics, so one training loop serves them all."""
+"""Tasks supply batches, a loss and metrics, so one training loop serves them all.
+
+Every task has: ``GOALS`` (metric -> "min" | "max"), ``goals`` (those this run reports),
+``input_shape``, ``num_outputs``, ``steps_per_epoch``, ``train_batches(epoch)``,
+``loss(model, batch)`` and ``evaluate(model)``; optionally ``figures(model)`` for
+TensorBoard images and ``functional_step`` when its loss also runs under torch.func.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,92 @@ from typing import Any
 
 import torch
 
-from adaptrun.data import load_dataset, place
-from adaptrun.data.augment import Augment
+from adaptrun.data import DATASETS, check_dataset, load_dataset, place
+from adaptrun.data.augment import Augment, check_ops
 from adaptrun.errors import require
+from adaptrun.tasks.burgers import BurgersTask
 from adaptrun.tasks.classification import ClassificationTask
+from adaptrun.tasks.function import FUNCTIONS, SAMPLINGS, FunctionTask
+from adaptrun.tasks.sampling import SAMPLINGS as BOX_SAMPLINGS
 
-TASKS = ("classification",)
+TASKS = {"classification": ClassificationTask, "function": FunctionTask, "burgers": BurgersTask}
+DATASETS_FOR = {
+    "classification": DATASETS,
+    "function": ("discontinuous",),
+    "burgers": ("burgers",),
+}
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def check_task(cfg: Mapping[str, Any]) -> None:
+    """The task, its dataset and its own keys; config only."""
+    task, dataset = cfg["task"], cfg["dataset"]
+    name = task["name"]
+    require(name in TASKS, "task.name", f"unknown task {name!r}; valid: {', '.join(TASKS)}")
     require(
-        cfg["name"] in TASKS,
-        "task.name",
-        f"unknown task {cfg['name']!r}; valid: {', '.join(TASKS)}",
+        dataset["name"] in DATASETS_FOR[name],
+        "dataset",
+        f"task {name} cannot use dataset {dataset['name']}; it takes: "
+        + ", ".join(DATASETS_FOR[name]),
     )
-    require(int(cfg["eval_batch_size"]) >= 1, "task.eval_batch_size", "must be >= 1")
+    if name == "classification":
+        require(_positive_int(task["eval_batch_size"]), "task.eval_batch_size", "must be >= 1")
+        check_dataset(dataset)
+        check_ops(list(cfg["augmentation"]["ops"]))
+    elif name == "function":
+        require(
+            dataset["function"] in FUNCTIONS,
+            "dataset.function",
+            f"unknown function {dataset['function']!r}; valid: {', '.join(FUNCTIONS)}",
+        )
+        low, high = dataset["domain"]
+        require(
+            low < high, "dataset.domain", f"must be [low, high] with low < high (got {[low, high]})"
+        )
+        require(
+            dataset["sampling"] in SAMPLINGS,
+            "dataset.sampling",
+            f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(SAMPLINGS)}",
+        )
+        for key in ("n_train", "n_test"):
+            require(_positive_int(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+    else:
+        require(
+            dataset["sampling"] in BOX_SAMPLINGS,
+            "dataset.sampling",
+            f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(BOX_SAMPLINGS)}",
+        )
+        for key in ("n_boundary", "n_collocation", "test_nx", "test_nt", "quadrature"):
+            require(_positive_int(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+        require(dataset["nu"] > 0, "dataset.nu", "must be > 0")
+        for key in ("weight_residual", "weight_data"):
+            require(task[key] >= 0, f"task.{key}", "must be >= 0")
+    if name != "classification":
+        require(
+            not cfg["augmentation"]["ops"],
+            "augmentation",
+            f"task {name} has no images to augment; use augmentation=none",
+        )
 
 
-def build_task(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTask:
-    """Load the data, place it for ``device`` and wrap it in the configured task."""
-    dataset = cfg["dataset"]
+def task_input_shape(cfg: Mapping[str, Any]) -> tuple[int, ...]:
+    """The model input shape a config implies, without loading anything."""
+    name = cfg["task"]["name"]
+    if name == "classification":
+        return tuple(cfg["dataset"]["shape"])
+    return TASKS[name].input_shape
+
+
+def build_task(cfg: Mapping[str, Any], device: torch.device) -> Any:
+    """Build the configured task with its data on ``device``."""
+    task, dataset = cfg["task"], cfg["dataset"]
+    if task["name"] == "function":
+        return FunctionTask(dataset, device)
+    if task["name"] == "burgers":
+        return BurgersTask(dataset, task, device)
     data = place(load_dataset(dataset), device, dataset.get("placement", "auto"))
     return ClassificationTask(
         data,
@@ -34,8 +106,16 @@ def build_task(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTa
         seed=int(cfg["seed"]),
         device=device,
         augment=Augment(list(cfg["augmentation"]["ops"])),
-        eval_batch_size=int(cfg["task"]["eval_batch_size"]),
+        eval_batch_size=int(task["eval_batch_size"]),
     )
 
 
-__all__ = ["TASKS", "ClassificationTask", "build_task", "check_task"]
+__all__ = [
+    "TASKS",
+    "BurgersTask",
+    "ClassificationTask",
+    "FunctionTask",
+    "build_task",
+    "check_task",
+    "task_input_shape",
+]

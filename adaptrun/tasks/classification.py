@@ -61,8 +61,10 @@ class ClassificationTask:
         return self.data.shape
 
     @property
-    def num_classes(self) -> int:
+    def num_outputs(self) -> int:
         return self.data.num_classes
+
+    functional_step = False  # BatchNorm buffers and augmentation: compile the model instead
 
     @property
     def steps_per_epoch(self) -> int:

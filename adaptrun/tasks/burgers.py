@@ -1,0 +1,154 @@
+"""The viscous Burgers equation as a physics-informed network (Raissi et al.; Jagtap et al.).
+
+    u_t + u u_x = nu u_xx,  x in [-1, 1], t in [0, 1],  u(x, 0) = -sin(pi x),  u(+-1, t) = 0
+
+Loss = W_F * mean(residual^2 at collocation points) + W_u * mean((u - u_data)^2 at
+initial/boundary points). The network sees (x, 2t - 1), i.e. both inputs on [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+from adaptrun.tasks.burgers_exact import exact_grid
+from adaptrun.tasks.sampling import sample_box
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
+UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
+
+
+def residual(u_fn: UFn, xt: torch.Tensor, nu: float) -> torch.Tensor:
+    """u_t + u u_x - nu u_xx at each point, by reverse-mode autograd (the reference)."""
+    xt = xt.detach().requires_grad_(True)
+    u = u_fn(xt)[:, 0]
+    du = torch.autograd.grad(u.sum(), xt, create_graph=True)[0]
+    u_x, u_t = du[:, 0], du[:, 1]
+    u_xx = torch.autograd.grad(u_x.sum(), xt, create_graph=True)[0][:, 0]
+    return u_t + u * u_x - nu * u_xx
+
+
+def residual_functional(u_fn: UFn, xt: torch.Tensor, nu: float) -> torch.Tensor:
+    """The same residual with torch.func (jacrev, vmap), so torch.compile can trace it
+    together with the parameter gradient (it cannot trace a double backward)."""
+
+    def at(point: torch.Tensor) -> torch.Tensor:
+        return u_fn(point[None])[0, 0]
+
+    du = vmap(jacrev(at))(xt)
+    u_xx = vmap(jacrev(jacrev(at)))(xt)[:, 0, 0]
+    return du[:, 1] + u_fn(xt)[:, 0] * du[:, 0] - nu * u_xx
+
+
+class BurgersTask:
+    """Full-batch physics-informed training; the exact solution comes from Cole-Hopf."""
+
+    GOALS: ClassVar[dict[str, str]] = {
+        "train_loss": "min",
+        "loss_residual": "min",
+        "loss_data": "min",
+        "test_mse": "min",
+        "test_rel_l2": "min",
+    }
+    functional_step = True
+    input_shape = (2,)
+    num_outputs = 1
+    steps_per_epoch = 1
+
+    def __init__(self, data: Any, task: Any, device: torch.device) -> None:
+        self.nu = float(data["nu"])
+        self.weight_residual = float(task["weight_residual"])
+        self.weight_data = float(task["weight_data"])
+        gen = torch.Generator().manual_seed(int(data["split_seed"]))
+        method = data["sampling"]
+        n_b = int(data["n_boundary"])
+        n_ic = n_b // 2
+        x_ic = sample_box(n_ic, [-1.0], [1.0], method, gen)
+        t_bc = sample_box(n_b - n_ic, [0.0], [1.0], method, gen)
+        side = torch.where(torch.arange(n_b - n_ic) % 2 == 0, -1.0, 1.0).double()[:, None]
+        xt_data = torch.cat(
+            [torch.cat([x_ic, torch.zeros_like(x_ic)], 1), torch.cat([side, t_bc], 1)]
+        )
+        u_data = torch.cat([-torch.sin(math.pi * x_ic), torch.zeros_like(t_bc)])
+        xt_f = sample_box(int(data["n_collocation"]), [-1.0, 0.0], [1.0, 1.0], method, gen)
+        self.batch = tuple(v.float().to(device) for v in (xt_f, xt_data, u_data))
+        x, t, u = exact_grid(
+            int(data["test_nx"]), int(data["test_nt"]), self.nu, int(data["quadrature"])
+        )
+        tt, xx = np.meshgrid(t, x, indexing="ij")
+        self.grid = (x, t)
+        self.xt_test = torch.tensor(
+            np.stack([xx.ravel(), tt.ravel()], 1), dtype=torch.float32, device=device
+        )
+        self.u_test = torch.tensor(u.reshape(-1, 1), dtype=torch.float32, device=device)
+        self.goals = dict(self.GOALS)
+
+    @staticmethod
+    def u(model: nn.Module) -> UFn:
+        """The solution as a function of physical (x, t): the network sees (x, 2t - 1)."""
+        shift = torch.tensor([0.0, -1.0])
+        scale = torch.tensor([1.0, 2.0])
+        return lambda xt: model(xt * scale.to(xt.device) + shift.to(xt.device))
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        yield self.batch
+
+    def terms(
+        self, model: nn.Module, batch: Batch, functional: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean squared residual, mean squared initial/boundary misfit)."""
+        xt_f, xt_data, u_data = batch
+        u = self.u(model)
+        f = (residual_functional if functional else residual)(u, xt_f, self.nu)
+        return f.pow(2).mean(), (u(xt_data) - u_data).pow(2).mean()
+
+    def loss(self, model: nn.Module, batch: Batch, functional: bool = False) -> torch.Tensor:
+        res, data = self.terms(model, batch, functional)
+        return self.weight_residual * res + self.weight_data * data
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        res, data = self.terms(model, self.batch)  # needs autograd for the input derivatives
+        with torch.no_grad():
+            err = self.u(model)(self.xt_test) - self.u_test
+        model.train(was_training)
+        return {
+            "loss_residual": res.item(),
+            "loss_data": data.item(),
+            "test_mse": err.pow(2).mean().item(),
+            "test_rel_l2": (err.norm() / self.u_test.norm()).item(),
+        }
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module) -> dict[str, plt.Figure]:
+        """Predicted u(x, t), the exact u and |error| over the test grid."""
+        x, t = self.grid
+        shape = (len(t), len(x))
+        pred = self.u(model)(self.xt_test)[:, 0].cpu().numpy().reshape(shape)
+        exact = self.u_test[:, 0].cpu().numpy().reshape(shape)
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+        extent = (t[0], t[-1], x[0], x[-1])
+        panels = [
+            ("network u(x, t)", pred, "RdBu_r"),
+            ("exact u(x, t)", exact, "RdBu_r"),
+            ("|error|", np.abs(pred - exact), "magma"),
+        ]
+        for ax, (title, image, cmap) in zip(axes, panels, strict=True):
+            shown = ax.imshow(image.T, origin="lower", aspect="auto", extent=extent, cmap=cmap)
+            ax.set_title(title)
+            ax.set_xlabel("t")
+            fig.colorbar(shown, ax=ax)
+        axes[0].set_ylabel("x")
+        fig.tight_layout()
+        return {"solution": fig}

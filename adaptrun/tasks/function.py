@@ -1,0 +1,97 @@
+"""1-D function regression: fit u(x) from sampled points, judged on a dense grid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def discontinuous(x: torch.Tensor, freq: float = 18.0) -> torch.Tensor:
+    """0.2 sin(6x) for x <= 0, 1 + 0.1 x cos(freq x) for x > 0 (Jagtap et al.)."""
+    return torch.where(x <= 0, 0.2 * torch.sin(6 * x), 1 + 0.1 * x * torch.cos(freq * x))
+
+
+FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "discontinuous": discontinuous,  # the locally-adaptive paper, on [-3, 3]
+    "discontinuous_gaaf": lambda x: discontinuous(x, 12.0),  # the global paper, on [-4, 3.75]
+    "sin": torch.sin,
+}
+SAMPLINGS = ("random", "grid")
+
+
+class FunctionTask:
+    """Full-batch MSE regression of u(x); every step sees all training points."""
+
+    GOALS: ClassVar[dict[str, str]] = {"train_loss": "min", "test_mse": "min", "test_rel_l2": "min"}
+    functional_step = True  # the loss is plain forward: safe under torch.func transforms
+
+    def __init__(self, cfg: Any, device: torch.device) -> None:
+        fn = FUNCTIONS[cfg["function"]]
+        low, high = (float(v) for v in cfg["domain"])
+        n = int(cfg["n_train"])
+        if cfg["sampling"] == "grid":
+            x = torch.linspace(low, high, n, dtype=torch.float64)
+        else:
+            gen = torch.Generator().manual_seed(int(cfg["split_seed"]))
+            x = (
+                (low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64))
+                .sort()
+                .values
+            )
+        grid = torch.linspace(low, high, int(cfg["n_test"]), dtype=torch.float64)
+        self.x_train, self.y_train = self._pair(x, fn, device)
+        self.x_test, self.y_test = self._pair(grid, fn, device)
+        self.goals = dict(self.GOALS)
+
+    @staticmethod
+    def _pair(x: torch.Tensor, fn: Callable, device: torch.device) -> Batch:
+        return x[:, None].float().to(device), fn(x)[:, None].float().to(device)
+
+    input_shape = (1,)
+    num_outputs = 1
+    steps_per_epoch = 1
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        yield self.x_train, self.y_train
+
+    def loss(self, model: nn.Module, batch: Batch, functional: bool = False) -> torch.Tensor:
+        x, y = batch
+        return F.mse_loss(model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        pred = model(self.x_test)
+        model.train(was_training)
+        err = pred - self.y_test
+        return {
+            "test_mse": err.pow(2).mean().item(),
+            "test_rel_l2": (err.norm() / self.y_test.norm()).item(),
+        }
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module) -> dict[str, plt.Figure]:
+        """Prediction against the target with the training points, and the pointwise error."""
+        x = self.x_test[:, 0].cpu()
+        pred, target = model(self.x_test)[:, 0].cpu(), self.y_test[:, 0].cpu()
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+        top.plot(x, target, "k-", lw=1, label="target")
+        top.plot(x, pred, "r--", lw=1, label="network")
+        top.plot(self.x_train[:, 0].cpu(), self.y_train[:, 0].cpu(), "b.", ms=2, label="training")
+        top.legend(loc="upper left", fontsize=8)
+        bottom.semilogy(x, (pred - target).abs().clamp_min(1e-12), "m-", lw=1)
+        bottom.set_ylabel("|error|")
+        bottom.set_xlabel("x")
+        fig.tight_layout()
+        return {"prediction": fig}
