@@ -96,24 +96,35 @@ def lbfgs(
     step: int,
     evaluate: Callable[[], dict[str, float]],
 ) -> str:
-    """Full-batch L-BFGS with a strong-Wolfe line search, one logged step per iteration."""
+    """Full-batch L-BFGS with a strong-Wolfe line search, one logged step per iteration.
+
+    max_eval must be set: with max_iter=1 PyTorch's default (max_iter * 5 // 4 = 1)
+    leaves the line search a single evaluation and the step stalls at t = 0.
+    """
     optimizer = torch.optim.LBFGS(
-        model.parameters(), lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe"
+        model.parameters(),
+        lr=1.0,
+        max_iter=1,
+        max_eval=25,
+        history_size=50,
+        line_search_fn="strong_wolfe",
     )
     batch = next(iter(task.train_batches(0)))
-    terms: list[torch.Tensor] = []
+
+    def objective() -> tuple[torch.Tensor, torch.Tensor]:
+        return task.loss(model, batch), model_penalty(model)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        loss, penalty = task.loss(model, batch), model_penalty(model)
-        (loss + penalty).backward()
-        terms[:] = [loss.detach(), penalty.detach()]
-        return loss + penalty
+        total = sum(objective())
+        total.backward()
+        return total
 
     for _ in range(loop.lbfgs_steps):
         optimizer.step(closure)
         step += 1
-        if not tracker.train_step(step, *terms, lr=1.0):
+        loss, penalty = objective()  # at the accepted point, not the line search's last trial
+        if not tracker.train_step(step, loss.detach(), penalty.detach(), lr=1.0):
             return "diverged"
         if loop.eval_due(step):
             tracker.evaluate(step, evaluate())

@@ -106,9 +106,17 @@ def test_config_check_names_the_bad_key(compose_cfg, overrides, key):
 
 def test_every_shipped_option_passes_the_config_check(compose_cfg):
     from adaptrun.cli import config_dir
+    from adaptrun.tasks import DATASETS_FOR
 
+    task_of = {d: t for t, datasets in DATASETS_FOR.items() for d in datasets}
     groups = ("activation", "model", "optimizer", "dataset", "augmentation", "task", "experiment")
     for group in groups:
         for option in sorted((config_dir() / group).glob("*.yaml")):
-            context = ["dataset=cifar10"] if group in ("model", "experiment") else []
+            context: list[str] = []
+            if group == "model" or option.stem == "jagtap_benchmark":
+                context = ["dataset=cifar10"]
+            elif group == "dataset":
+                context = [f"task={task_of[option.stem]}"]
+            elif group == "task":
+                context = [f"dataset={DATASETS_FOR[option.stem][-1]}"]
             check_config(compose_cfg([*context, f"{group}={option.stem}"]))
