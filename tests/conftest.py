@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from adaptrun.cli import config_dir
 
@@ -41,6 +42,14 @@ def run_cli(args: Sequence[str], cwd: Path, timeout: float = 120) -> subprocess.
 def run_dirs(root: Path) -> list[Path]:
     """Every run folder (one holding metrics.json) under root, sorted."""
     return sorted(p.parent for p in root.rglob("metrics.json"))
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    """A run's TensorBoard events, every point kept."""
+    sizes = {"scalars": 0, "histograms": 0, "images": 0}
+    acc = EventAccumulator(str(run_dir), size_guidance=sizes)
+    acc.Reload()
+    return acc
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import read_metrics, run_cli, run_dirs
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events, read_metrics, run_cli, run_dirs
 
 METRIC_KEYS = {
     "status",
@@ -21,12 +20,6 @@ METRIC_KEYS = {
     "params",
     "hparams",
 }
-
-
-def events(run_dir):
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "histograms": 0})
-    acc.Reload()
-    return acc
 
 
 def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):

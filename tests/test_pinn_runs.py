@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 import torch
-from conftest import read_metrics, run_cli, run_dirs
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import events, read_metrics, run_cli, run_dirs
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -19,12 +18,6 @@ SMALL_BURGERS = [
     "dataset.test_nx=64",
     "dataset.test_nt=20",
 ]
-
-
-def _events(run_dir):
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
-    acc.Reload()
-    return acc
 
 
 @pytest.mark.parametrize(
@@ -66,7 +59,7 @@ def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars):
     )
     assert set(metrics["convergence"]) == {"train_loss", "test_rel_l2"}
     assert metrics["auc_log10_train_loss"] is not None
-    acc = _events(run_dir)
+    acc = events(run_dir)
     assert {"train/loss", "train/slope_recovery", "test/rel_l2", "test/mse"} | extra_scalars <= set(
         acc.Tags()["scalars"]
     )
@@ -75,7 +68,7 @@ def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars):
 
 
 def _losses(run_dir) -> list[float]:
-    return [e.value for e in _events(run_dir).Scalars("train/loss")]
+    return [e.value for e in events(run_dir).Scalars("train/loss")]
 
 
 def test_compiled_burgers_step_matches_eager(compose_cfg, tmp_path):

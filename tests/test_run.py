@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import read_metrics
+from conftest import events, read_metrics
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -47,10 +47,7 @@ def test_max_steps_and_eval_every(compose_cfg, tmp_path):
     assert metrics["steps"] == 30
     assert metrics["epochs"] == pytest.approx(30 / 23, abs=1e-4)
     # test at steps 10, 20, (epoch end) 23, 30
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tmp_path))
-    acc.Reload()
+    acc = events(tmp_path)
     assert [e.step for e in acc.Scalars("test/acc")] == [10, 20, 23, 30]
     assert [e.step for e in acc.Scalars("train/loss")] == [5, 10, 15, 20, 23, 25, 30]
 
@@ -68,10 +65,7 @@ def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
         [*QUICK, "activation=layerwise_slope", "activation.base=tanh", "activation.n=10"]
     )
     run(cfg, tmp_path)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tmp_path))
-    acc.Reload()
+    acc = events(tmp_path)
     terms = [e.value for e in acc.Scalars("train/slope_recovery")]
     assert 0 < terms[-1] < terms[0] <= 1 / 2.718281828**0.1 + 1e-6  # S(a) at a = 1/n is e^-0.1
     slopes = [e.value for e in acc.Scalars("slopes/net.2")]

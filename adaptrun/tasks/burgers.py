@@ -22,6 +22,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from adaptrun.tasks.burgers_exact import exact_grid
+from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.sampling import sample_box
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
@@ -117,12 +118,10 @@ class BurgersTask:
         return self.weight_residual * res + self.weight_data * data
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        res, data = self.terms(model, self.batch)  # needs autograd for the input derivatives
-        with torch.no_grad():
-            err = self.u(model)(self.xt_test) - self.u_test
-        model.train(was_training)
+        with eval_mode(model):
+            res, data = self.terms(model, self.batch)  # needs autograd for input derivatives
+            with torch.no_grad():
+                err = self.u(model)(self.xt_test) - self.u_test
         return {
             "loss_residual": res.item(),
             "loss_data": data.item(),

@@ -12,6 +12,7 @@ from torch import nn
 
 from adaptrun.data.augment import Augment
 from adaptrun.data.images import ImageData, Split, batch_indices
+from adaptrun.tasks.modes import eval_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -85,15 +86,13 @@ class ClassificationTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Loss and accuracy on the test split (and validation split, if held out)."""
-        was_training = model.training
-        model.eval()
         metrics: dict[str, float] = {}
-        for name in ("val", "test"):
-            split = self.data.splits.get(name)
-            if split is not None:
-                loss, acc = self._score(model, split)
-                metrics[f"{name}_loss"], metrics[f"{name}_acc"] = loss, acc
-        model.train(was_training)
+        with eval_mode(model):
+            for name in ("val", "test"):
+                split = self.data.splits.get(name)
+                if split is not None:
+                    loss, acc = self._score(model, split)
+                    metrics[f"{name}_loss"], metrics[f"{name}_acc"] = loss, acc
         return metrics
 
     def _score(self, model: nn.Module, split: Split) -> tuple[float, float]:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptrun.tasks.modes import eval_mode
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -70,10 +72,8 @@ class FunctionTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        pred = model(self.x_test)
-        model.train(was_training)
+        with eval_mode(model):
+            pred = model(self.x_test)
         err = pred - self.y_test
         return {
             "test_mse": err.pow(2).mean().item(),
