@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from adaptrun.activations import ActivationFactory
+from adaptrun.activations import APL, ActivationFactory, AdAct
+from adaptrun.activations.plots import activation_curves
 from adaptrun.config_check import check_activation, check_config
 from adaptrun.errors import UserError
 from adaptrun.models import build_model
@@ -68,6 +69,17 @@ def _log_failure(exc: BaseException) -> None:
         log.exception("run failed")
 
 
+def _figures(task: Any, model: torch.nn.Module) -> Callable[[], dict[str, Any]] | None:
+    """The task's own figures plus learned piecewise-linear activations, if any."""
+    has_curves = any(isinstance(m, (AdAct, APL)) for m in model.modules())
+    if not hasattr(task, "figures") and not has_curves:
+        return None
+    return lambda: {
+        **(task.figures(model) if hasattr(task, "figures") else {}),
+        **activation_curves(model),
+    }
+
+
 def run(
     cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -102,7 +114,7 @@ def run(
         total + loop.lbfgs_steps,
         cfg.trainer.log_every,
         hparams,
-        figures=(lambda: task.figures(model)) if hasattr(task, "figures") else None,
+        figures=_figures(task, model),
         figure_steps=list(cfg.trainer.figures_at),
     )
     log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total, device)

@@ -109,3 +109,19 @@ def test_unwritable_output_folder_fails_clearly(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "cannot be written" in line and "hydra.run.dir" in line
+
+
+def test_piecewise_activations_run_and_draw_their_curves(tmp_path):
+    args = ["-m", "activation=adact,apl", "trainer.epochs=3", "trainer.figures_at=[23]"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = {read_metrics(d)["hparams"]["activation"]: d for d in run_dirs(tmp_path / "outputs")}
+    assert sorted(runs) == ["adact", "apl"]
+    for name, run_dir in runs.items():
+        metrics = read_metrics(run_dir)
+        assert metrics["status"] == "completed" and metrics["final_test_acc"] > 0.8
+        per_unit = 5 if name == "adact" else 2 * 5  # hinge values; APL's a and b
+        assert metrics["params"]["activation"] == (64 + 64) * per_unit
+        images = events(run_dir).Tags()["images"]
+        assert images == ["figures/activation/net.2", "figures/activation/net.4"]
+        assert [i.step for i in events(run_dir).Images(images[0])] == [23, 69]

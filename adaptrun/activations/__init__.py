@@ -10,22 +10,27 @@ loss = task_loss + model_penalty(model)
 from adaptrun.activations.bases import BASES, Sin, make_base
 from adaptrun.activations.factory import (
     GRANULARITIES,
+    PIECEWISE,
     VARIANTS,
     ActivationFactory,
     ActivationSpec,
     SpecError,
     activation_parameters,
 )
+from adaptrun.activations.piecewise import APL, AdAct
 from adaptrun.activations.recovery import NORMALIZATIONS, model_penalty, slope_recovery
 from adaptrun.activations.slope import SlopeActivation
 
 __all__ = [
+    "APL",
     "BASES",
     "GRANULARITIES",
     "NORMALIZATIONS",
+    "PIECEWISE",
     "VARIANTS",
     "ActivationFactory",
     "ActivationSpec",
+    "AdAct",
     "Sin",
     "SlopeActivation",
     "SpecError",

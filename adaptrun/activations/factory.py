@@ -15,10 +15,13 @@ import torch
 from torch import nn
 
 from adaptrun.activations.bases import BASES, make_base
+from adaptrun.activations.piecewise import APL, AdAct
+from adaptrun.activations.piecewise import INITS as PIECEWISE_INITS
 from adaptrun.activations.recovery import NORMALIZATIONS
 from adaptrun.activations.slope import SlopeActivation
 
-VARIANTS = ("fixed", "global", "layerwise", "neuronwise")
+VARIANTS = ("fixed", "global", "layerwise", "neuronwise", "adact", "apl")
+PIECEWISE = ("adact", "apl")
 GRANULARITIES = ("channel", "element")
 
 
@@ -41,6 +44,9 @@ class ActivationSpec:
         per ``element`` (channel x height x width, the paper's choice).
     slope_recovery: weight W_a of the slope recovery term; 0 turns it off.
     normalization: ``mean`` over layers (paper) or ``sum`` (authors' code).
+    hinges, hinge_range, init: AdAct's fixed, evenly spaced hinge locations and the
+        function (relu | leaky_relu) its learned hinge values start from.
+    segments, decay: APL's number of hinge terms and L2 weight on its a and b.
     """
 
     variant: str = "fixed"
@@ -50,6 +56,11 @@ class ActivationSpec:
     slope_recovery: float = 0.0
     normalization: str = "mean"
     negative_slope: float = 0.01
+    hinges: int = 5
+    hinge_range: tuple[float, float] = (-2.0, 2.0)
+    init: str = "relu"
+    segments: int = 5
+    decay: float = 0.001
 
     def __post_init__(self) -> None:
         def check(ok: bool, field: str, message: str) -> None:
@@ -77,6 +88,44 @@ class ActivationSpec:
             self.normalization in NORMALIZATIONS,
             "normalization",
             f"unknown normalization {self.normalization!r}; valid: {', '.join(NORMALIZATIONS)}",
+        )
+        object.__setattr__(self, "hinge_range", tuple(self.hinge_range))
+        check(
+            isinstance(self.hinges, int) and self.hinges >= 2,
+            "hinges",
+            f"must be an integer >= 2 (got {self.hinges!r})",
+        )
+        low_high = self.hinge_range
+        check(
+            len(low_high) == 2
+            and all(_is_number(v) for v in low_high)
+            and low_high[0] < low_high[1],
+            "hinge_range",
+            f"must be [low, high] with low < high (got {list(low_high)})",
+        )
+        check(
+            self.init in PIECEWISE_INITS,
+            "init",
+            f"unknown init {self.init!r}; valid: {', '.join(PIECEWISE_INITS)}",
+        )
+        if self.variant == "adact":
+            spacing = (low_high[1] - low_high[0]) / (self.hinges - 1)
+            position = -low_high[0] / spacing
+            check(
+                abs(position - round(position)) < 1e-6 and low_high[0] <= 0 <= low_high[1],
+                "hinges",
+                f"adact needs a hinge at 0 to start as {self.init}: use an odd "
+                "number of hinges over a symmetric hinge_range",
+            )
+        check(
+            isinstance(self.segments, int) and self.segments >= 1,
+            "segments",
+            f"must be an integer >= 1 (got {self.segments!r})",
+        )
+        check(
+            _is_number(self.decay) and self.decay >= 0,
+            "decay",
+            f"must be >= 0 (got {self.decay!r})",
         )
         check(
             _is_number(self.negative_slope),
@@ -107,10 +156,21 @@ class ActivationFactory:
         base = make_base(spec.base, spec.negative_slope)
         if spec.variant == "fixed":
             return base
+        units = self._units(tuple(int(s) for s in shape))
+        if spec.variant == "adact":
+            return AdAct(units, spec.hinges, spec.hinge_range, spec.init, spec.negative_slope)
+        if spec.variant == "apl":
+            return APL(units, spec.segments, spec.decay)
         a = self._slope_parameter(tuple(int(s) for s in shape))
         return SlopeActivation(
             base, a, spec.n, spec.variant, spec.slope_recovery, spec.normalization
         )
+
+    def _units(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-unit parameter shape: per feature, per channel (C, 1, 1) or per element."""
+        if len(shape) == 3 and self.spec.granularity == "channel":
+            return (shape[0], 1, 1)
+        return shape
 
     def _slope_parameter(self, shape: tuple[int, ...]) -> nn.Parameter:
         spec = self.spec
@@ -120,9 +180,7 @@ class ActivationFactory:
             return self._shared
         if spec.variant == "layerwise":
             return _init_slope((), spec.n)
-        if len(shape) == 3 and spec.granularity == "channel":
-            return _init_slope((shape[0], 1, 1), spec.n)
-        return _init_slope(shape, spec.n)
+        return _init_slope(self._units(shape), spec.n)
 
 
 def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
@@ -130,10 +188,11 @@ def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
 
 
 def activation_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The trainable parameters of a model's activations (slopes, PReLU weights), each once."""
+    """The trainable parameters of a model's activations (slopes, PReLU weights, piecewise
+    hinge values), each once."""
     seen: dict[int, nn.Parameter] = {}
     for module in model.modules():
-        if isinstance(module, (SlopeActivation, nn.PReLU)):
+        if isinstance(module, (SlopeActivation, nn.PReLU, AdAct, APL)):
             for p in module.parameters():
                 seen.setdefault(id(p), p)
     return list(seen.values())

@@ -26,19 +26,22 @@ def slope_recovery(slopes: Sequence[torch.Tensor], normalization: str = "mean") 
 
 
 def model_penalty(model: nn.Module) -> torch.Tensor:
-    """Sum of W_a * S(a) over the model's adaptive activations; zero if none asks for it.
+    """Everything the activations add to the loss; zero if nothing asks for it.
 
-    A parameter shared by several call sites (the global variant) counts once.
+    The weighted slope recovery terms W_a * S(a) (a parameter shared by several call
+    sites, as in the global variant, counts once), plus each module's own ``penalty()``
+    (APL's L2 on its hinge parameters).
     """
     groups: dict[tuple[float, str], dict[int, torch.Tensor]] = {}
+    own: list[torch.Tensor] = []
     for module in model.modules():
         if isinstance(module, SlopeActivation) and module.recovery_weight > 0:
             key = (module.recovery_weight, module.normalization)
             groups.setdefault(key, {})[id(module.a)] = module.a
-    if not groups:
+        elif hasattr(module, "penalty") and getattr(module, "decay", 0) > 0:
+            own.append(module.penalty())
+    terms = [w * slope_recovery(list(p.values()), norm) for (w, norm), p in groups.items()]
+    if not terms and not own:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         return torch.zeros((), device=device)
-    return sum(
-        weight * slope_recovery(list(params.values()), norm)
-        for (weight, norm), params in groups.items()
-    )
+    return sum(terms + own)

@@ -1,0 +1,99 @@
+"""Trainable piecewise-linear activations: AdAct (fixed hinges, learned values) and APL.
+
+Both keep one parameter set per unit: per feature after a dense layer, per channel (or
+per element) after a convolution. ``units`` below is that parameter shape, which
+broadcasts against one sample's features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INITS = ("relu", "leaky_relu")
+
+
+def _per_unit(x: torch.Tensor, table: torch.Tensor, units: tuple[int, ...]) -> torch.Tensor:
+    """table (*units, K) broadcast against x (B, *features) to (B, *features, K)."""
+    view = table.reshape(1, *units, table.shape[-1])
+    return view.expand(*x.shape, table.shape[-1])
+
+
+class AdAct(nn.Module):
+    """Rane et al.'s robust piecewise-linear activation.
+
+    Hinges ns_1 < ... < ns_H are fixed and evenly spaced over ``hinge_range``; the learned
+    values a_j = f(ns_j) are joined linearly, and beyond the end hinges the function
+    continues with the end segments' slopes. Initialised from ReLU or leaky ReLU, it equals
+    that function everywhere, provided 0 is one of the hinges.
+    """
+
+    def __init__(
+        self,
+        units: Sequence[int],
+        hinges: int = 5,
+        hinge_range: Sequence[float] = (-2.0, 2.0),
+        init: str = "relu",
+        negative_slope: float = 0.01,
+    ) -> None:
+        super().__init__()
+        low, high = float(hinge_range[0]), float(hinge_range[1])
+        if hinges < 2 or not low < high:
+            raise ValueError("AdAct needs at least 2 hinges and hinge_range low < high")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+        positions = torch.linspace(low, high, hinges)
+        if not torch.isclose(positions, torch.zeros(())).any():
+            raise ValueError(
+                f"AdAct init={init} needs a hinge at 0 to reproduce the kink; use an odd "
+                f"number of hinges over a symmetric range (got {hinges} over [{low}, {high}])"
+            )
+        self.units = tuple(int(u) for u in units)
+        self.register_buffer("positions", positions)
+        self.low, self.step = low, (high - low) / (hinges - 1)
+        slope = 0.0 if init == "relu" else float(negative_slope)
+        values = torch.where(positions > 0, positions, slope * positions)
+        self.values = nn.Parameter(values.expand(*self.units, hinges).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hinges = self.positions.numel()
+        segment = ((x - self.low) / self.step).floor().clamp(0, hinges - 2).long()
+        left = self.low + segment * self.step
+        table = _per_unit(x, self.values, self.units)
+        a0 = table.gather(-1, segment.unsqueeze(-1)).squeeze(-1)
+        a1 = table.gather(-1, (segment + 1).unsqueeze(-1)).squeeze(-1)
+        return a0 + (a1 - a0) * ((x - left) / self.step)
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, hinges={self.positions.tolist()}"
+
+
+class APL(nn.Module):
+    """Agostinelli et al.'s adaptive piecewise-linear unit:
+    max(0, x) + sum_s a_s max(0, -x + b_s), with a and b learned per unit.
+
+    ``decay`` is the L2 weight on a and b that the original applies; model_penalty adds
+    decay / 2 * (|a|^2 + |b|^2), the gradient plain weight decay would give.
+    """
+
+    def __init__(self, units: Sequence[int], segments: int = 5, decay: float = 0.001) -> None:
+        super().__init__()
+        self.units = tuple(int(u) for u in units)
+        bound = 0.5 / segments
+        self.a = nn.Parameter(torch.empty(*self.units, segments).uniform_(-bound, bound))
+        self.b = nn.Parameter(torch.randn(*self.units, segments) * 0.5)
+        self.decay = float(decay)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = _per_unit(x, self.a, self.units)
+        b = _per_unit(x, self.b, self.units)
+        return F.relu(x) + (a * F.relu(b - x.unsqueeze(-1))).sum(-1)
+
+    def penalty(self) -> torch.Tensor:
+        return 0.5 * self.decay * (self.a.pow(2).sum() + self.b.pow(2).sum())
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, segments={self.a.shape[-1]}, decay={self.decay}"
