@@ -103,7 +103,16 @@ def test_every_shipped_option_passes_the_config_check(compose_cfg):
     from adaptrun.tasks import DATASETS_FOR
 
     task_of = {d: t for t, datasets in DATASETS_FOR.items() for d in datasets}
-    groups = ("activation", "model", "optimizer", "dataset", "augmentation", "task", "experiment")
+    groups = (
+        "activation",
+        "model",
+        "optimizer",
+        "dataset",
+        "augmentation",
+        "task",
+        "experiment",
+        "protocol",
+    )
     for group in groups:
         for option in sorted((config_dir() / group).glob("*.yaml")):
             context: list[str] = []

@@ -2,16 +2,18 @@
 
 from adaptrun.data.images import ImageData, Split, batch_indices, channel_stats, normalize
 from adaptrun.data.placement import PLACEMENTS, choose_placement, place
-from adaptrun.data.registry import DATASETS, check_dataset, load_dataset
+from adaptrun.data.registry import DATASETS, PROTOCOLS, check_dataset, check_protocol, load_dataset
 
 __all__ = [
     "DATASETS",
     "PLACEMENTS",
+    "PROTOCOLS",
     "ImageData",
     "Split",
     "batch_indices",
     "channel_stats",
     "check_dataset",
+    "check_protocol",
     "choose_placement",
     "load_dataset",
     "normalize",

@@ -11,11 +11,12 @@ import torch
 from adaptrun.data.digits import load_digits
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
-from adaptrun.data.splits import hold_out, split_pool
+from adaptrun.data.splits import hold_out, kfold, split_pool
 from adaptrun.data.torchvision_sets import SOURCES, load_arrays
 from adaptrun.errors import ConfigError, DatasetError, require
 
 DATASETS = ("digits", *SOURCES)
+PROTOCOLS = ("holdout", "kfold")
 
 
 def _split(arrays: tuple[Any, Any]) -> Split:
@@ -80,9 +81,29 @@ def check_dataset(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def load_dataset(cfg: Mapping[str, Any]) -> ImageData:
-    """Load the configured dataset, hold out validation, check the declared shape."""
+def check_protocol(cfg: Mapping[str, Any]) -> None:
+    """holdout keeps the official split; kfold pools it and tests on one fold."""
+    require(
+        cfg["name"] in PROTOCOLS,
+        "protocol.name",
+        f"unknown protocol {cfg['name']!r}; valid: {', '.join(PROTOCOLS)}",
+    )
+    if cfg["name"] == "kfold":
+        folds, fold = cfg["folds"], cfg["fold"]
+        require(isinstance(folds, int) and folds >= 2, "protocol.folds", "must be an integer >= 2")
+        require(
+            isinstance(fold, int) and 0 <= fold < folds,
+            "protocol.fold",
+            f"must be between 0 and protocol.folds - 1 = {folds - 1} (got {fold!r})",
+        )
+
+
+def load_dataset(cfg: Mapping[str, Any], protocol: Mapping[str, Any] | None = None) -> ImageData:
+    """Load the configured dataset, apply the protocol, hold out validation, check shapes."""
     train, test = _load_raw(cfg)
+    if protocol is not None and protocol["name"] == "kfold":
+        seed = int(protocol["seed"])
+        train, test = kfold(train, test, int(protocol["folds"]), int(protocol["fold"]), seed)
     train, val = hold_out(train, float(cfg.get("val_fraction", 0.0)), int(cfg["split_seed"]))
     mean, std = channel_stats(train.x)
     data = ImageData(cfg["name"], train, test, int(cfg["num_classes"]), mean, std, val)

@@ -39,3 +39,22 @@ def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | N
     keep[val_idx] = False
     train_idx = keep.nonzero().squeeze(1)
     return Split(train.x[train_idx], train.y[train_idx]), Split(train.x[val_idx], train.y[val_idx])
+
+
+def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """A fold number per sample: seeded, stratified (each class dealt round-robin)."""
+    order = _permutation(len(labels), seed)
+    ids = torch.empty(len(labels), dtype=torch.long)
+    offset = 0
+    for cls in labels.unique():
+        members = order[labels[order] == cls]
+        ids[members] = (torch.arange(len(members)) + offset) % folds
+        offset += len(members)  # continue the deal so small classes don't all start at fold 0
+    return ids
+
+
+def kfold(train: Split, test: Split, folds: int, fold: int, seed: int) -> tuple[Split, Split]:
+    """Pool both splits and hold out fold ``fold`` of ``folds`` as the test split."""
+    pool = Split(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]))
+    held = fold_ids(pool.y, folds, seed) == fold
+    return Split(pool.x[~held], pool.y[~held]), Split(pool.x[held], pool.y[held])

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from adaptrun.data import DATASETS, check_dataset, load_dataset, place
+from adaptrun.data import DATASETS, check_dataset, check_protocol, load_dataset, place
 from adaptrun.data.augment import Augment, check_ops
 from adaptrun.errors import require
 from adaptrun.tasks.burgers import BurgersTask
@@ -47,6 +47,7 @@ def check_task(cfg: Mapping[str, Any]) -> None:
     if name == "classification":
         require(_positive_int(task["eval_batch_size"]), "task.eval_batch_size", "must be >= 1")
         check_dataset(dataset)
+        check_protocol(cfg["protocol"])
         check_ops(list(cfg["augmentation"]["ops"]))
     elif name == "function":
         require(
@@ -82,6 +83,11 @@ def check_task(cfg: Mapping[str, Any]) -> None:
             "augmentation",
             f"task {name} has no images to augment; use augmentation=none",
         )
+        require(
+            cfg["protocol"]["name"] == "holdout",
+            "protocol",
+            f"task {name} has no dataset to split into folds; use protocol=holdout",
+        )
 
 
 def task_input_shape(cfg: Mapping[str, Any]) -> tuple[int, ...]:
@@ -99,7 +105,7 @@ def build_task(cfg: Mapping[str, Any], device: torch.device) -> Any:
         return FunctionTask(dataset, device)
     if task["name"] == "burgers":
         return BurgersTask(dataset, task, device)
-    data = place(load_dataset(dataset), device, dataset.get("placement", "auto"))
+    data = place(load_dataset(dataset, cfg["protocol"]), device, dataset.get("placement", "auto"))
     return ClassificationTask(
         data,
         batch_size=int(cfg["trainer"]["batch_size"]),
