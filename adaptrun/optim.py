@@ -67,14 +67,23 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Activation parameters get no weight decay: it would pull slopes towards zero."""
+    """Activation parameters get no weight decay (it would pull slopes towards zero);
+    a transfer model's pretrained backbone gets ``model.backbone_lr_mult`` times the rate;
+    frozen parameters are left out."""
+    lr = float(cfg["lr"])
     exempt_ids = {id(p) for p in activation_parameters(model)}
-    decayed = [p for p in model.parameters() if id(p) not in exempt_ids]
+    backbone = getattr(model, "backbone_parameters", list)()  # transfer models only
+    backbone_ids = {id(p) for p in backbone}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decayed = [p for p in trainable if id(p) not in exempt_ids | backbone_ids]
     groups = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
-    exempt = [p for p in model.parameters() if id(p) in exempt_ids]
+    exempt = [p for p in trainable if id(p) in exempt_ids]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
-    lr = float(cfg["lr"])
+    slow = [p for p in backbone if p.requires_grad]
+    if slow:  # a pretrained backbone may learn slower than the new layers
+        mult = float(getattr(model, "backbone_lr_mult", 1.0))
+        groups.append({"params": slow, "weight_decay": float(cfg["weight_decay"]), "lr": lr * mult})
     if cfg["name"] == "sgd":
         return torch.optim.SGD(
             groups, lr=lr, momentum=float(cfg["momentum"]), nesterov=bool(cfg["nesterov"])

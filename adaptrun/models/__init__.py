@@ -39,7 +39,17 @@ def _preact_resnet18(
     return PreActResNet18(shape, classes, act)
 
 
+def _transfer(
+    cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFactory
+) -> nn.Module:
+    from adaptrun.models.transfer import build_transfer  # imports torchvision's models
+
+    return build_transfer(cfg, shape, classes, act)
+
+
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "vgg11": _transfer,
+    "resnet18": _transfer,
     "mlp": _mlp,
     "vgg": _vgg,
     "lenet": _lenet,
@@ -81,6 +91,27 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
         require(all(_positive(f) for f in filters), "model.filters", "must be positive integers")
         require(_positive(cfg["dense"]), "model.dense", "must be an integer >= 1")
         _fits(min(shape[1], shape[2]) >= 2**blocks, f"vgg{blocks}", 2**blocks, shape, dataset)
+    elif name in ("vgg11", "resnet18"):
+        last = cfg["adaptive_layers"]
+        require(
+            last is None or (isinstance(last, int) and last >= 0),
+            "model.adaptive_layers",
+            f"must be null (every activation site) or an integer >= 0 (got {last!r})",
+        )
+        size = cfg["input_size"]
+        require(
+            size is None or (isinstance(size, int) and size >= 32),
+            "model.input_size",
+            f"must be null (keep the dataset's size) or an integer >= 32 (got {size!r})",
+        )
+        smallest = size or min(shape[1], shape[2])
+        _fits(smallest >= 32, name, 32, shape, dataset)
+        mult = cfg["backbone_lr_mult"]
+        require(
+            isinstance(mult, (int, float)) and mult >= 0,
+            "model.backbone_lr_mult",
+            f"must be >= 0 (got {mult!r})",
+        )
     elif name == "lenet":
         dropout = cfg.get("dropout", 0.5)
         require(
