@@ -101,4 +101,17 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     check_activation(cfg["activation"])
     check_optimizer(cfg["optimizer"])
     check_trainer(cfg["trainer"], full_batch=task != "classification")
+    if cfg["optimizer"]["name"] == "molf":
+        require(
+            cfg["model"]["name"] == "mlp1",
+            "model",
+            f"optimizer=molf trains model=mlp1 (got model={cfg['model']['name']})",
+        )
+        require(task == "classification", "task", "optimizer=molf is for classification")
+        variant = cfg["activation"]["variant"]
+        require(
+            variant in ("fixed", "adact"),
+            "activation",
+            f"optimizer=molf trains fixed activations and adact, not {variant}",
+        )
     check_targets(cfg["targets"], TASKS[task].GOALS)

@@ -11,8 +11,9 @@ from torch import nn
 
 from adaptrun.activations import activation_parameters
 from adaptrun.errors import require
+from adaptrun.molf import Passive
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "molf")
 SCHEDULES = ("constant", "step", "cosine")
 
 
@@ -26,6 +27,14 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
         "optimizer.name",
         f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}",
     )
+    if cfg["name"] == "molf":
+        require(
+            cfg["owo"] in ("mse",),
+            "optimizer.owo",
+            f"unknown output-weight solver {cfg['owo']!r}; valid: mse",
+        )
+        require(_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
+        return
     require(
         _number(cfg["lr"]) and cfg["lr"] > 0,
         "optimizer.lr",
@@ -70,6 +79,8 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     """Activation parameters get no weight decay (it would pull slopes towards zero);
     a transfer model's pretrained backbone gets ``model.backbone_lr_mult`` times the rate;
     frozen parameters are left out."""
+    if cfg["name"] == "molf":
+        return Passive(model.parameters())  # molf.molf_iteration sets the weights
     lr = float(cfg["lr"])
     exempt_ids = {id(p) for p in activation_parameters(model)}
     backbone = getattr(model, "backbone_parameters", list)()  # transfer models only
@@ -93,10 +104,11 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
 
 def lr_factor(cfg: Mapping[str, Any], step: int, steps_per_epoch: int, total_steps: int) -> float:
     """The multiplier on the base learning rate after ``step`` optimizer steps."""
-    if cfg["schedule"] == "step":
+    schedule = cfg.get("schedule", "constant")
+    if schedule == "step":
         epoch = step // steps_per_epoch
         return float(cfg["gamma"]) ** sum(epoch >= m for m in cfg["milestones"])
-    if cfg["schedule"] == "cosine":
+    if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
     return 1.0
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from adaptrun.activations import model_penalty
+from adaptrun.molf import molf_iteration
 
 Step = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 
@@ -68,9 +69,28 @@ def compiled_functional_step(model: nn.Module, task: Any) -> Step:
     return step
 
 
-def build_step(model: nn.Module, task: Any, compile: bool, precision: str) -> Step:
-    """``compile``: the compiled functional step where the task supports it (regression,
-    physics-informed), else a torch.compile'd model inside the eager step."""
+def molf_train_step(model: nn.Module, task: Any) -> Step:
+    """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
+    the task's own loss after the update."""
+
+    def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, labels = batch
+        molf_iteration(model, x, labels, task.num_outputs)
+        with torch.no_grad():
+            loss = task.loss(model, batch)
+        return loss, torch.zeros((), device=loss.device)
+
+    return step
+
+
+def build_step(
+    model: nn.Module, task: Any, compile: bool, precision: str, optimizer: str = "adam"
+) -> Step:
+    """``optimizer=molf``: the MOLF iteration. ``compile``: the compiled functional step
+    where the task supports it (regression, physics-informed), else a torch.compile'd
+    model inside the eager step."""
+    if optimizer == "molf":
+        return molf_train_step(model, task)
     if compile and getattr(task, "functional_step", False):
         return compiled_functional_step(model, task)
     return eager_step(torch.compile(model) if compile else model, task, precision)

@@ -166,6 +166,7 @@ class Tracker:
         out["steps"] = self.step
         out["epochs"] = round(self.step / self.steps_per_epoch, 4)
         out["wall_seconds"] = round(time.perf_counter() - self.start, 3)
+        out["seconds_per_step"] = round(out["wall_seconds"] / self.step, 6) if self.step else None
         for name, points in self.history.items():
             out[f"final_{name}"] = points[-1].value if points else None
             if name != "train_loss":

@@ -14,7 +14,7 @@ QUICK = ["trainer.epochs=2"]
 
 def _numbers(metrics: dict) -> dict:
     """metrics.json without its wall-clock figures."""
-    out = {k: v for k, v in metrics.items() if k != "wall_seconds"}
+    out = {k: v for k, v in metrics.items() if k not in ("wall_seconds", "seconds_per_step")}
     out["convergence"] = {
         name: {t: (w and {k: v for k, v in w.items() if k != "seconds"}) for t, w in d.items()}
         for name, d in metrics["convergence"].items()

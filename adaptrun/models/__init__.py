@@ -12,6 +12,7 @@ from adaptrun.models import lenet
 from adaptrun.models.init import INITS, initialize
 from adaptrun.models.lenet import LeNet
 from adaptrun.models.mlp import MLP
+from adaptrun.models.mlp1 import MLP1
 from adaptrun.models.preact_resnet import PreActResNet18
 from adaptrun.models.vgg import VGG
 
@@ -47,7 +48,12 @@ def _transfer(
     return build_transfer(cfg, shape, classes, act)
 
 
+def _mlp1(cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFactory) -> nn.Module:
+    return MLP1(shape, int(cfg["hidden"]), classes, act)
+
+
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "mlp1": _mlp1,
     "vgg11": _transfer,
     "resnet18": _transfer,
     "mlp": _mlp,
@@ -70,7 +76,7 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
         "model.init",
         f"unknown init {cfg.get('init')!r}; valid: {', '.join(INITS)}",
     )
-    if name != "mlp":
+    if name not in ("mlp", "mlp1"):
         require(
             len(shape) == 3,
             "model",
@@ -91,6 +97,8 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
         require(all(_positive(f) for f in filters), "model.filters", "must be positive integers")
         require(_positive(cfg["dense"]), "model.dense", "must be an integer >= 1")
         _fits(min(shape[1], shape[2]) >= 2**blocks, f"vgg{blocks}", 2**blocks, shape, dataset)
+    elif name == "mlp1":
+        require(_positive(cfg["hidden"]), "model.hidden", "must be an integer >= 1")
     elif name in ("vgg11", "resnet18"):
         last = cfg["adaptive_layers"]
         require(

@@ -1,0 +1,103 @@
+"""The MOLF + AdAct + OWO trainer: its linear algebra, its steps, and the CLI run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import read_metrics, run_cli, run_dirs
+
+from adaptrun.activations import ActivationFactory, ActivationSpec
+from adaptrun.config_check import check_config
+from adaptrun.errors import ConfigError
+from adaptrun.models.mlp1 import MLP1
+from adaptrun.molf import adact_step, molf_step, ols_solve, output_design, owo_step
+
+
+def _spd(n: int, seed: int) -> torch.Tensor:
+    a = torch.randn(n + 3, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return a.T @ a
+
+
+def test_ols_solves_full_rank_systems():
+    r = _spd(6, 0)
+    c = torch.randn(6, 2, dtype=torch.float64)
+    torch.testing.assert_close(ols_solve(r, c), torch.linalg.solve(r, c))
+
+
+def test_ols_drops_linearly_dependent_rows_without_nan():
+    basis = torch.randn(20, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    features = torch.cat([basis, basis[:, :2] * 3.0, basis[:, 1:2] - basis[:, 3:4]], 1)  # rank 4
+    r = features.T @ features
+    c = features.T @ torch.randn(20, 1, dtype=torch.float64)
+    w = ols_solve(r, c)
+    assert torch.isfinite(w).all()
+    torch.testing.assert_close(r @ w, c)  # still solves the normal equations
+    assert (w[4:] == 0).all()  # the dependent ones got no weight
+
+
+def _problem(variant: str = "adact"):
+    torch.manual_seed(0)
+    model = MLP1((6,), 8, 3, ActivationFactory(ActivationSpec(variant=variant))).double()
+    x = torch.randn(200, 6, dtype=torch.float64)
+    labels = (x[:, 0] + x[:, 1] ** 2 > 1).long() + (x[:, 2] > 0.5).long()
+    return model, x, F.one_hot(labels, 3).double()
+
+
+def _error(model, x, targets) -> float:
+    with torch.no_grad():
+        return (targets - model(x)).pow(2).sum(1).mean().item()
+
+
+def test_owo_returns_the_least_squares_optimum():
+    model, x, targets = _problem()
+    owo_step(model, x, targets)
+    with torch.no_grad():
+        design = output_design(model, x)
+        best = torch.linalg.lstsq(design, targets).solution.T
+        weights = torch.cat([model.output.bias[:, None], model.output.weight], 1)
+    torch.testing.assert_close(weights, best, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("variant", ["fixed", "adact"])
+def test_molf_step_lowers_the_error(variant):
+    model, x, targets = _problem(variant)
+    owo_step(model, x, targets)
+    before = _error(model, x, targets)
+    molf_step(model, x, targets)
+    assert _error(model, x, targets) < before
+
+
+def test_adact_step_lowers_the_error():
+    model, x, targets = _problem("adact")
+    owo_step(model, x, targets)
+    before = _error(model, x, targets)
+    adact_step(model, x, targets)
+    assert _error(model, x, targets) < before
+
+
+def test_molf_and_adam_from_the_cli(tmp_path):
+    result = run_cli(["-m", "optimizer=adam,molf", "activation=adact"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = {read_metrics(d)["hparams"]["optimizer"]: read_metrics(d) for d in run_dirs(tmp_path)}
+    assert runs["molf"]["status"] == "completed" and runs["molf"]["final_test_acc"] >= 0.9
+    assert runs["molf"]["steps"] == 30  # one iteration per epoch, all of the data each
+    assert runs["molf"]["hparams"]["model"] == "mlp1"
+    for metrics in runs.values():
+        assert metrics["seconds_per_step"] == pytest.approx(
+            metrics["wall_seconds"] / metrics["steps"], rel=1e-3
+        )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["optimizer=molf", "model=mlp"], "model"),
+        (["optimizer=molf", "activation=neuronwise"], "activation"),
+        (["optimizer=molf", "optimizer.owo=newton"], "optimizer.owo"),
+    ],
+)
+def test_molf_refuses_what_it_cannot_train(compose_cfg, overrides, key):
+    with pytest.raises(ConfigError) as info:
+        check_config(compose_cfg(overrides))
+    assert info.value.key == key
