@@ -105,12 +105,14 @@ def owo_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 1
         model.output.weight.copy_(w[:, 1:])
 
 
-def molf_iteration(model: MLP1, x: torch.Tensor, labels: torch.Tensor, classes: int) -> None:
+def molf_iteration(
+    model: MLP1, x: torch.Tensor, labels: torch.Tensor, classes: int, tol: float = 1e-10
+) -> None:
     """One MOLF + AdAct + OWO iteration on the whole batch (MSE on one-hot targets)."""
     targets = F.one_hot(labels, classes).to(x.dtype)
-    molf_step(model, x, targets)
+    molf_step(model, x, targets, tol)
     adact_step(model, x, targets)
-    owo_step(model, x, targets)
+    owo_step(model, x, targets, tol)
     model.zero_grad(set_to_none=True)
 
 

@@ -119,9 +119,7 @@ def run(
     )
     log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total, device)
     try:
-        step_fn = build_step(
-            model, task, cfg.trainer.compile, cfg.trainer.precision, cfg.optimizer.name
-        )
+        step_fn = build_step(model, task, cfg.trainer.compile, cfg.trainer.precision, cfg.optimizer)
         with tracker.progress.logging():
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop)
     except Exception as exc:

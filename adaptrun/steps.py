@@ -69,13 +69,13 @@ def compiled_functional_step(model: nn.Module, task: Any) -> Step:
     return step
 
 
-def molf_train_step(model: nn.Module, task: Any) -> Step:
+def molf_train_step(model: nn.Module, task: Any, cfg: Any) -> Step:
     """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
     the task's own loss after the update."""
 
     def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, labels = batch
-        molf_iteration(model, x, labels, task.num_outputs)
+        molf_iteration(model, x, labels, task.num_outputs, float(cfg["tol"]))
         with torch.no_grad():
             loss = task.loss(model, batch)
         return loss, torch.zeros((), device=loss.device)
@@ -84,13 +84,13 @@ def molf_train_step(model: nn.Module, task: Any) -> Step:
 
 
 def build_step(
-    model: nn.Module, task: Any, compile: bool, precision: str, optimizer: str = "adam"
+    model: nn.Module, task: Any, compile: bool, precision: str, optimizer: Any = None
 ) -> Step:
     """``optimizer=molf``: the MOLF iteration. ``compile``: the compiled functional step
     where the task supports it (regression, physics-informed), else a torch.compile'd
     model inside the eager step."""
-    if optimizer == "molf":
-        return molf_train_step(model, task)
+    if optimizer is not None and optimizer["name"] == "molf":
+        return molf_train_step(model, task, optimizer)
     if compile and getattr(task, "functional_step", False):
         return compiled_functional_step(model, task)
     return eager_step(torch.compile(model) if compile else model, task, precision)

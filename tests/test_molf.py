@@ -101,3 +101,12 @@ def test_molf_refuses_what_it_cannot_train(compose_cfg, overrides, key):
     with pytest.raises(ConfigError) as info:
         check_config(compose_cfg(overrides))
     assert info.value.key == key
+
+
+def test_the_ols_tolerance_reaches_the_molf_step():
+    model, x, targets = _problem("fixed")
+    before = model.hidden.weight.detach().clone()
+    molf_step(model, x, targets, tol=1e30)  # every row counts as dependent: no step
+    torch.testing.assert_close(model.hidden.weight.detach(), before)
+    molf_step(model, x, targets)
+    assert not torch.equal(model.hidden.weight.detach(), before)
