@@ -41,16 +41,40 @@ def ols_solve(r: torch.Tensor, c: torch.Tensor, tol: float = 1e-10) -> torch.Ten
     return basis.T @ (basis @ c)
 
 
-def _mse_grad(model: MLP1, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+LOSSES = ("mse", "cross_entropy")
+
+
+def _error(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
+    """E: the mean squared error on one-hot targets, or the mean cross-entropy."""
+    y = model(x)
+    if loss == "mse":
+        return (targets - y).pow(2).sum(1).mean()
+    return F.cross_entropy(y, targets.argmax(1))
+
+
+def _backward(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str) -> None:
     model.zero_grad(set_to_none=True)
-    error = (targets - model(x)).pow(2).sum(1).mean()
-    error.backward()
-    return error.detach()
+    _error(model, x, targets, loss).backward()
 
 
-def molf_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 1e-10) -> None:
+def _geometry(
+    y: torch.Tensor, targets: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """-dE/dy (P, M) and the Gauss-Newton curvature d2E/dy2 per pattern (P, M, M)."""
+    p, m = y.shape
+    if loss == "mse":
+        eye = torch.eye(m, dtype=y.dtype, device=y.device).expand(p, m, m)
+        return 2.0 / p * (targets - y), 2.0 / p * eye
+    probs = torch.softmax(y, 1)
+    curvature = torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]
+    return (targets - probs) / p, curvature / p
+
+
+def molf_step(
+    model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 1e-10, loss: str = "mse"
+) -> None:
     """Per-hidden-unit learning factors along the negative gradient of the input weights."""
-    _mse_grad(model, x, targets)
+    _backward(model, x, targets, loss)
     g_w = -model.hidden.weight.grad
     g_b = -model.hidden.bias.grad
     with torch.no_grad():
@@ -61,31 +85,31 @@ def molf_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 
     with torch.no_grad():
         dnet = flat @ g_w.T + g_b  # (P, Nh)
         w_oh = model.output.weight[:, flat.shape[1] :]  # outputs from hidden units (M, Nh)
-        u = w_oh[None, :, :] * (slope * dnet)[:, None, :]  # (P, M, Nh)
-        error = targets - model(x)
-        p = flat.shape[0]
-        hessian = 2.0 / p * torch.einsum("pik,pij->kj", u, u)
-        gradient = 2.0 / p * torch.einsum("pi,pik->k", error, u)
+        u = w_oh[None, :, :] * (slope * dnet)[:, None, :]  # dy/dz_k, (P, M, Nh)
+        neg_grad, curvature = _geometry(model(x), targets, loss)
+        hessian = torch.einsum("pik,pij,pjl->kl", u, curvature, u)
+        gradient = torch.einsum("pi,pik->k", neg_grad, u)
         z = ols_solve(hessian.double(), gradient.double()[:, None], tol)[:, 0].to(g_w.dtype)
         model.hidden.weight += z[:, None] * g_w
         model.hidden.bias += z * g_b
 
 
-def adact_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor) -> None:
-    """The exact best step along -dE/dA for AdAct hinge values (outputs are linear in A)."""
+def adact_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str = "mse") -> None:
+    """The best step along -dE/dA for AdAct hinge values: exact for the MSE (the outputs
+    are linear in A), one Gauss-Newton step for the cross-entropy."""
     if not isinstance(model.act, AdAct):
         return
-    _mse_grad(model, x, targets)
+    _backward(model, x, targets, loss)
     direction = -model.act.values.grad
     with torch.no_grad():
         flat, net, _ = model.features(x)
         along = functional_call(model.act, {"values": direction}, (net,))  # dO/dz
         w_oh = model.output.weight[:, flat.shape[1] :]
         v = along @ w_oh.T  # dy/dz, (P, M)
-        error = targets - model(x)
-        h = v.pow(2).sum()
+        neg_grad, curvature = _geometry(model(x), targets, loss)
+        h = torch.einsum("pi,pij,pj->", v, curvature, v)
         if h > 0:
-            model.act.values += (error * v).sum() / h * direction
+            model.act.values += (neg_grad * v).sum() / h * direction
 
 
 def output_design(model: MLP1, x: torch.Tensor) -> torch.Tensor:
@@ -105,14 +129,61 @@ def owo_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 1
         model.output.weight.copy_(w[:, 1:])
 
 
-def molf_iteration(
-    model: MLP1, x: torch.Tensor, labels: torch.Tensor, classes: int, tol: float = 1e-10
+def owo_newton(
+    model: MLP1, x: torch.Tensor, targets: torch.Tensor, steps: int = 3, l2: float = 1e-3
 ) -> None:
-    """One MOLF + AdAct + OWO iteration on the whole batch (MSE on one-hot targets)."""
+    """Output weights by Newton steps on mean cross-entropy + l2/2 |W_o|^2 (strictly convex:
+    without the L2 term, separable data would push the weights to infinity). A step is
+    halved until the objective goes down."""
+    with torch.no_grad():
+        design = output_design(model, x).double()
+        d = design.shape[1]
+        labels = targets.argmax(1)
+        w = torch.cat([model.output.bias[:, None], model.output.weight], 1).double()
+        m = w.shape[0]
+
+        def objective(weights: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(design @ weights.T, labels) + 0.5 * l2 * weights.pow(2).sum()
+
+        eye = torch.eye(m * d, dtype=w.dtype, device=w.device)
+        for _ in range(steps):
+            neg_grad, curvature = _geometry(design @ w.T, targets.double(), "cross_entropy")
+            grad = -neg_grad.T @ design + l2 * w  # (M, D)
+            hessian = torch.einsum("pij,pa,pb->iajb", curvature, design, design)
+            delta = torch.linalg.solve(hessian.reshape(m * d, m * d) + l2 * eye, grad.reshape(-1))
+            before, scale = objective(w), 1.0
+            while scale > 1e-4 and objective(w - scale * delta.reshape(m, d)) > before:
+                scale /= 2
+            w = w - scale * delta.reshape(m, d)
+        model.output.bias.copy_(w[:, 0].to(model.output.bias.dtype))
+        model.output.weight.copy_(w[:, 1:].to(model.output.weight.dtype))
+
+
+def molf_iteration(
+    model: MLP1,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    classes: int,
+    tol: float = 1e-10,
+    owo: str = "mse",
+    newton_steps: int = 3,
+    l2: float = 1e-3,
+) -> None:
+    """One MOLF + AdAct + OWO iteration on the whole batch.
+
+    ``owo=mse``: every step works on the MSE against one-hot targets and OWO is one linear
+    solve (the original group's method). ``owo=newton``: every step works on the
+    cross-entropy, MOLF and AdAct through its Gauss-Newton curvature, and OWO takes
+    ``newton_steps`` Newton steps.
+    """
     targets = F.one_hot(labels, classes).to(x.dtype)
-    molf_step(model, x, targets, tol)
-    adact_step(model, x, targets)
-    owo_step(model, x, targets, tol)
+    loss = "mse" if owo == "mse" else "cross_entropy"
+    molf_step(model, x, targets, tol, loss)
+    adact_step(model, x, targets, loss)
+    if owo == "mse":
+        owo_step(model, x, targets, tol)
+    else:
+        owo_newton(model, x, targets, newton_steps, l2)
     model.zero_grad(set_to_none=True)
 
 

@@ -29,10 +29,17 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
     )
     if cfg["name"] == "molf":
         require(
-            cfg["owo"] in ("mse",),
+            cfg["owo"] in ("mse", "newton"),
             "optimizer.owo",
-            f"unknown output-weight solver {cfg['owo']!r}; valid: mse",
+            f"unknown output-weight solver {cfg['owo']!r}; valid: mse, newton",
         )
+        steps = cfg["newton_steps"]
+        require(
+            isinstance(steps, int) and steps >= 1,
+            "optimizer.newton_steps",
+            "must be an integer >= 1",
+        )
+        require(_number(cfg["l2"]) and cfg["l2"] > 0, "optimizer.l2", "must be > 0")
         require(_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
         return
     require(

@@ -75,7 +75,16 @@ def molf_train_step(model: nn.Module, task: Any, cfg: Any) -> Step:
 
     def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, labels = batch
-        molf_iteration(model, x, labels, task.num_outputs, float(cfg["tol"]))
+        molf_iteration(
+            model,
+            x,
+            labels,
+            task.num_outputs,
+            float(cfg["tol"]),
+            cfg["owo"],
+            int(cfg["newton_steps"]),
+            float(cfg["l2"]),
+        )
         with torch.no_grad():
             loss = task.loss(model, batch)
         return loss, torch.zeros((), device=loss.device)

@@ -11,7 +11,7 @@ from adaptrun.activations import ActivationFactory, ActivationSpec
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
 from adaptrun.models.mlp1 import MLP1
-from adaptrun.molf import adact_step, molf_step, ols_solve, output_design, owo_step
+from adaptrun.molf import adact_step, molf_step, ols_solve, output_design, owo_newton, owo_step
 
 
 def _spd(n: int, seed: int) -> torch.Tensor:
@@ -94,7 +94,8 @@ def test_molf_and_adam_from_the_cli(tmp_path):
     [
         (["optimizer=molf", "model=mlp"], "model"),
         (["optimizer=molf", "activation=neuronwise"], "activation"),
-        (["optimizer=molf", "optimizer.owo=newton"], "optimizer.owo"),
+        (["optimizer=molf", "optimizer.owo=lbfgs"], "optimizer.owo"),
+        (["optimizer=molf", "optimizer.l2=0"], "optimizer.l2"),
     ],
 )
 def test_molf_refuses_what_it_cannot_train(compose_cfg, overrides, key):
@@ -110,3 +111,43 @@ def test_the_ols_tolerance_reaches_the_molf_step():
     torch.testing.assert_close(model.hidden.weight.detach(), before)
     molf_step(model, x, targets)
     assert not torch.equal(model.hidden.weight.detach(), before)
+
+
+def test_newton_owo_reaches_the_regularised_cross_entropy_optimum():
+    model, x, targets = _problem("fixed")
+    owo_newton(model, x, targets, steps=15, l2=1e-2)
+    design = output_design(model, x).detach()
+    w = (
+        torch.cat([model.output.bias[:, None], model.output.weight], 1)
+        .detach()
+        .requires_grad_(True)
+    )
+    objective = F.cross_entropy(design @ w.T, targets.argmax(1)) + 0.5 * 1e-2 * w.pow(2).sum()
+    (grad,) = torch.autograd.grad(objective, w)
+    assert grad.abs().max() < 1e-8  # stationary: the convex objective's minimum
+
+
+@pytest.mark.parametrize("variant", ["fixed", "adact"])
+def test_cross_entropy_molf_and_adact_steps_lower_the_cross_entropy(variant):
+    model, x, targets = _problem(variant)
+    owo_newton(model, x, targets)
+
+    def ce() -> float:
+        with torch.no_grad():
+            return F.cross_entropy(model(x), targets.argmax(1)).item()
+
+    before = ce()
+    molf_step(model, x, targets, loss="cross_entropy")
+    after_molf = ce()
+    adact_step(model, x, targets, loss="cross_entropy")
+    assert after_molf < before and ce() <= after_molf * (1 + 1e-9)
+
+
+def test_newton_owo_run(compose_cfg, tmp_path):
+    from adaptrun.run import run
+
+    cfg = compose_cfg(
+        ["optimizer=molf", "activation=adact", "optimizer.owo=newton", "trainer.epochs=5"]
+    )
+    metrics = run(cfg, tmp_path)
+    assert metrics["status"] == "completed" and metrics["final_test_acc"] >= 0.9
