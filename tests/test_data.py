@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
 
-from adaptrun.data import Split, batch_indices, channel_stats, load_dataset, normalize
+from adaptrun.data import Split, batch_indices, channel_stats, load_dataset, standardize, to_unit
 from adaptrun.errors import ConfigError
 from adaptrun.tasks import ClassificationTask
 
@@ -47,7 +47,9 @@ def test_normalisation_and_channel_stats():
     mean, std = channel_stats(x)
     assert mean[0] == pytest.approx(0.75)
     assert std[0] == pytest.approx(np.std([0, 1, 1, 1], ddof=1))
-    out = normalize(x, torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1))
+    out = standardize(
+        to_unit(x), torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
+    )
     assert out.dtype == torch.float32
     assert out[0, 0, 0, 0].item() == pytest.approx((0 - 0.75) / std[0], rel=1e-5)
 

@@ -1,6 +1,13 @@
 """Datasets: a registry of loaders and the device-resident ImageData they return."""
 
-from adaptrun.data.images import ImageData, Split, batch_indices, channel_stats, normalize
+from adaptrun.data.images import (
+    ImageData,
+    Split,
+    batch_indices,
+    channel_stats,
+    standardize,
+    to_unit,
+)
 from adaptrun.data.placement import PLACEMENTS, choose_placement, place
 from adaptrun.data.registry import DATASETS, PROTOCOLS, check_dataset, check_protocol, load_dataset
 
@@ -16,6 +23,7 @@ __all__ = [
     "check_protocol",
     "choose_placement",
     "load_dataset",
-    "normalize",
     "place",
+    "standardize",
+    "to_unit",
 ]

@@ -76,9 +76,14 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(values.mean(1).tolist()), tuple(values.std(1).clamp_min(1e-8).tolist())
 
 
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 (x/255 - mean) / std; mean and std shaped (C, 1, 1)."""
-    return (x.float().div_(255) - mean) / std
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 on [0, 1] (what augmentation works on)."""
+    return x.float().div_(255)
+
+
+def standardize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std with mean and std shaped (C, 1, 1), on the [0, 1] scale."""
+    return (x - mean) / std
 
 
 def batch_indices(

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptrun.data.augment import Augment
-from adaptrun.data.images import ImageData, Split, batch_indices
+from adaptrun.data.images import ImageData, Split, batch_indices, standardize, to_unit
 from adaptrun.tasks.modes import eval_mode
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -111,7 +111,7 @@ class ClassificationTask:
             pinned = self.device.type == "cuda"
             x = (x.pin_memory() if pinned else x).to(self.device, non_blocking=pinned)
             y = (y.pin_memory() if pinned else y).to(self.device, non_blocking=pinned)
-        x = x.float().div_(255)
+        x = to_unit(x)
         if gen is not None and self.augment:
             x = self.augment(x, gen)
-        return (x - self._mean) / self._std, y
+        return standardize(x, self._mean, self._std), y
