@@ -8,17 +8,13 @@ from typing import Any
 import torch
 
 from adaptrun.activations import ActivationSpec, SpecError
-from adaptrun.errors import ConfigError, require
+from adaptrun.errors import ConfigError, is_count, require
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
 from adaptrun.tasks import TASKS, check_task, task_input_shape
 from adaptrun.train import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def _optional_positive(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
 
 
 def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
@@ -31,13 +27,13 @@ def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
 def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     for key in ("epochs", "batch_size", "log_every"):
         require(
-            _optional_positive(cfg[key]) and cfg[key] is not None,
+            is_count(cfg[key]),
             f"trainer.{key}",
             f"must be an integer >= 1 (got {cfg[key]!r})",
         )
     for key in ("max_steps", "eval_every"):
         require(
-            _optional_positive(cfg[key]),
+            cfg[key] is None or is_count(cfg[key]),
             f"trainer.{key}",
             f"must be null or an integer >= 1 (got {cfg[key]!r})",
         )
@@ -61,7 +57,7 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     for key in ("eval_every_epochs", "lbfgs_steps"):
         value = cfg[key]
         require(
-            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+            is_count(value, 0),
             f"trainer.{key}",
             f"must be an integer >= 0 (got {value!r})",
         )
@@ -72,7 +68,7 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     )
     steps = list(cfg["figures_at"])
     require(
-        all(_optional_positive(s) and s is not None for s in steps),
+        all(is_count(s) for s in steps),
         "trainer.figures_at",
         f"must be a list of step numbers >= 1 (got {steps})",
     )

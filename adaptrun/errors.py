@@ -18,6 +18,16 @@ class DatasetError(UserError):
     """Dataset files missing, corrupt or unreadable; the message says where and what to do."""
 
 
+def is_number(value: object) -> bool:
+    """An int or float from a config (YAML's true/false are bools, not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_count(value: object, minimum: int = 1) -> bool:
+    """An integer (not a bool) of at least ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 def require(ok: bool, key: str, message: str) -> None:
     """Raise ConfigError(key, message) unless ok."""
     if not ok:

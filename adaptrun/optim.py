@@ -10,15 +10,11 @@ import torch
 from torch import nn
 
 from adaptrun.activations import activation_parameters
-from adaptrun.errors import require
+from adaptrun.errors import is_count, is_number, require
 from adaptrun.molf import Passive
 
 OPTIMIZERS = ("sgd", "adam", "molf")
 SCHEDULES = ("constant", "step", "cosine")
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_optimizer(cfg: Mapping[str, Any]) -> None:
@@ -35,26 +31,26 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
         )
         steps = cfg["newton_steps"]
         require(
-            isinstance(steps, int) and steps >= 1,
+            is_count(steps),
             "optimizer.newton_steps",
             "must be an integer >= 1",
         )
-        require(_number(cfg["l2"]) and cfg["l2"] > 0, "optimizer.l2", "must be > 0")
-        require(_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
+        require(is_number(cfg["l2"]) and cfg["l2"] > 0, "optimizer.l2", "must be > 0")
+        require(is_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
         return
     require(
-        _number(cfg["lr"]) and cfg["lr"] > 0,
+        is_number(cfg["lr"]) and cfg["lr"] > 0,
         "optimizer.lr",
         f"must be a positive number (got {cfg['lr']!r})",
     )
     require(
-        _number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0,
+        is_number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0,
         "optimizer.weight_decay",
         f"must be >= 0 (got {cfg['weight_decay']!r})",
     )
     if cfg["name"] == "sgd":
         require(
-            _number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1,
+            is_number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1,
             "optimizer.momentum",
             f"must be in [0, 1) (got {cfg['momentum']!r})",
         )
@@ -70,13 +66,12 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
     )
     milestones = list(cfg["milestones"])
     require(
-        all(isinstance(m, int) and m > 0 for m in milestones)
-        and milestones == sorted(set(milestones)),
+        all(is_count(m) for m in milestones) and milestones == sorted(set(milestones)),
         "optimizer.milestones",
         f"must be increasing positive epoch numbers (got {milestones})",
     )
     require(
-        _number(cfg["gamma"]) and 0 < cfg["gamma"] <= 1,
+        is_number(cfg["gamma"]) and 0 < cfg["gamma"] <= 1,
         "optimizer.gamma",
         f"must be in (0, 1] (got {cfg['gamma']!r})",
     )

@@ -19,6 +19,7 @@ from adaptrun.activations.piecewise import APL, AdAct
 from adaptrun.activations.piecewise import INITS as PIECEWISE_INITS
 from adaptrun.activations.recovery import NORMALIZATIONS
 from adaptrun.activations.slope import SlopeActivation
+from adaptrun.errors import is_count, is_number
 
 VARIANTS = ("fixed", "global", "layerwise", "neuronwise", "adact", "apl")
 PIECEWISE = ("adact", "apl")
@@ -73,14 +74,14 @@ class ActivationSpec:
             f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}",
         )
         check(self.base in BASES, "base", f"unknown base {self.base!r}; valid: {', '.join(BASES)}")
-        check(_is_number(self.n) and self.n >= 1, "n", f"must be a number >= 1 (got {self.n!r})")
+        check(is_number(self.n) and self.n >= 1, "n", f"must be a number >= 1 (got {self.n!r})")
         check(
             self.granularity in GRANULARITIES,
             "granularity",
             f"unknown granularity {self.granularity!r}; valid: {', '.join(GRANULARITIES)}",
         )
         check(
-            _is_number(self.slope_recovery) and self.slope_recovery >= 0,
+            is_number(self.slope_recovery) and self.slope_recovery >= 0,
             "slope_recovery",
             f"must be a weight >= 0, 0 meaning off (got {self.slope_recovery!r})",
         )
@@ -91,14 +92,14 @@ class ActivationSpec:
         )
         object.__setattr__(self, "hinge_range", tuple(self.hinge_range))
         check(
-            isinstance(self.hinges, int) and self.hinges >= 2,
+            is_count(self.hinges, 2),
             "hinges",
             f"must be an integer >= 2 (got {self.hinges!r})",
         )
         low_high = self.hinge_range
         check(
             len(low_high) == 2
-            and all(_is_number(v) for v in low_high)
+            and all(is_number(v) for v in low_high)
             and low_high[0] < low_high[1],
             "hinge_range",
             f"must be [low, high] with low < high (got {list(low_high)})",
@@ -118,17 +119,17 @@ class ActivationSpec:
                 "number of hinges over a symmetric hinge_range",
             )
         check(
-            isinstance(self.segments, int) and self.segments >= 1,
+            is_count(self.segments),
             "segments",
             f"must be an integer >= 1 (got {self.segments!r})",
         )
         check(
-            _is_number(self.decay) and self.decay >= 0,
+            is_number(self.decay) and self.decay >= 0,
             "decay",
             f"must be >= 0 (got {self.decay!r})",
         )
         check(
-            _is_number(self.negative_slope),
+            is_number(self.negative_slope),
             "negative_slope",
             f"must be a number (got {self.negative_slope!r})",
         )
@@ -138,10 +139,6 @@ class ActivationSpec:
         """Build from a config section, ignoring keys that are not spec fields (e.g. name)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class ActivationFactory:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from adaptrun.errors import require
+from adaptrun.errors import is_count, is_number, require
 
 Generator = torch.Generator
 
@@ -90,10 +90,6 @@ PARAMS = {
 }
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def check_ops(ops: Sequence[Mapping[str, Any]]) -> None:
     """Config-only checks of a recipe, naming ``augmentation.ops[i]``."""
     for i, spec in enumerate(ops):
@@ -110,29 +106,29 @@ def check_ops(ops: Sequence[Mapping[str, Any]]) -> None:
         params = {k: v for k, v in spec.items() if k != "op"}
         if "padding" in params:
             require(
-                isinstance(params["padding"], int) and params["padding"] >= 0,
+                is_count(params["padding"], 0),
                 key,
                 "crop padding must be an integer >= 0",
             )
         if "p" in params:
-            require(_number(params["p"]) and 0 <= params["p"] <= 1, key, "p must be in [0, 1]")
+            require(is_number(params["p"]) and 0 <= params["p"] <= 1, key, "p must be in [0, 1]")
         if "size" in params:
             require(
-                isinstance(params["size"], int) and params["size"] >= 1,
+                is_count(params["size"]),
                 key,
                 "cutout size must be an integer >= 1",
             )
         if "scale" in params:
             s = list(params["scale"])
             require(
-                len(s) == 2 and all(_number(v) and v > 0 for v in s) and s[0] <= s[1],
+                len(s) == 2 and all(is_number(v) and v > 0 for v in s) and s[0] <= s[1],
                 key,
                 "affine scale must be [low, high] with 0 < low <= high",
             )
         for name_ in ("degrees", "translate"):
             if name_ in params:
                 require(
-                    _number(params[name_]) and params[name_] >= 0,
+                    is_number(params[name_]) and params[name_] >= 0,
                     key,
                     f"affine {name_} must be >= 0",
                 )

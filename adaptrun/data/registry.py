@@ -13,7 +13,7 @@ from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
 from adaptrun.data.splits import hold_out, kfold, split_pool
 from adaptrun.data.torchvision_sets import SOURCES, load_arrays
-from adaptrun.errors import ConfigError, DatasetError, require
+from adaptrun.errors import ConfigError, DatasetError, is_count, require
 
 DATASETS = ("digits", *SOURCES)
 PROTOCOLS = ("holdout", "kfold")
@@ -51,7 +51,7 @@ def check_dataset(cfg: Mapping[str, Any]) -> None:
     )
     shape = list(cfg["shape"])
     require(
-        len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
+        len(shape) == 3 and all(is_count(s) for s in shape),
         "dataset.shape",
         f"must be [channels, height, width] (got {shape})",
     )
@@ -69,13 +69,13 @@ def check_dataset(cfg: Mapping[str, Any]) -> None:
     )
     if "train_size" in cfg:
         require(
-            isinstance(cfg["train_size"], int) and cfg["train_size"] > 0,
+            is_count(cfg["train_size"]),
             "dataset.train_size",
             "must be an integer >= 1",
         )
         test_size = cfg["test_size"]
         require(
-            test_size is None or (isinstance(test_size, int) and test_size > 0),
+            test_size is None or is_count(test_size),
             "dataset.test_size",
             "must be null (all the rest) or an integer >= 1",
         )
@@ -90,9 +90,9 @@ def check_protocol(cfg: Mapping[str, Any]) -> None:
     )
     if cfg["name"] == "kfold":
         folds, fold = cfg["folds"], cfg["fold"]
-        require(isinstance(folds, int) and folds >= 2, "protocol.folds", "must be an integer >= 2")
+        require(is_count(folds, 2), "protocol.folds", "must be an integer >= 2")
         require(
-            isinstance(fold, int) and 0 <= fold < folds,
+            is_count(fold, 0) and fold < folds,
             "protocol.fold",
             f"must be between 0 and protocol.folds - 1 = {folds - 1} (got {fold!r})",
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from adaptrun.errors import require
+from adaptrun.errors import is_count, require
 from adaptrun.models import lenet
 from adaptrun.models.init import INITS, initialize
 from adaptrun.models.lenet import LeNet
@@ -63,10 +63,6 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def _positive(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
     """Config-only checks, including whether the model can take the dataset's images."""
     name = cfg["name"]
@@ -84,31 +80,31 @@ def check_model(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> N
             "(use model=mlp)",
         )
     if name == "mlp":
-        require(_positive(cfg["hidden_layers"]), "model.hidden_layers", "must be an integer >= 1")
-        require(_positive(cfg["width"]), "model.width", "must be an integer >= 1")
+        require(is_count(cfg["hidden_layers"]), "model.hidden_layers", "must be an integer >= 1")
+        require(is_count(cfg["width"]), "model.width", "must be an integer >= 1")
     elif name == "vgg":
         filters = list(cfg["filters"])
         blocks = cfg["blocks"]
         require(
-            _positive(blocks) and blocks <= len(filters),
+            is_count(blocks) and blocks <= len(filters),
             "model.blocks",
             f"must be between 1 and {len(filters)} (the length of model.filters)",
         )
-        require(all(_positive(f) for f in filters), "model.filters", "must be positive integers")
-        require(_positive(cfg["dense"]), "model.dense", "must be an integer >= 1")
+        require(all(is_count(f) for f in filters), "model.filters", "must be positive integers")
+        require(is_count(cfg["dense"]), "model.dense", "must be an integer >= 1")
         _fits(min(shape[1], shape[2]) >= 2**blocks, f"vgg{blocks}", 2**blocks, shape, dataset)
     elif name == "mlp1":
-        require(_positive(cfg["hidden"]), "model.hidden", "must be an integer >= 1")
+        require(is_count(cfg["hidden"]), "model.hidden", "must be an integer >= 1")
     elif name in ("vgg11", "resnet18"):
         last = cfg["adaptive_layers"]
         require(
-            last is None or (isinstance(last, int) and last >= 0),
+            last is None or is_count(last, 0),
             "model.adaptive_layers",
             f"must be null (every activation site) or an integer >= 0 (got {last!r})",
         )
         size = cfg["input_size"]
         require(
-            size is None or (isinstance(size, int) and size >= 32),
+            size is None or is_count(size, 32),
             "model.input_size",
             f"must be null (keep the dataset's size) or an integer >= 32 (got {size!r})",
         )

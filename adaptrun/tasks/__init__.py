@@ -15,7 +15,7 @@ import torch
 
 from adaptrun.data import DATASETS, check_dataset, check_protocol, load_dataset, place
 from adaptrun.data.augment import Augment, check_ops
-from adaptrun.errors import require
+from adaptrun.errors import is_count, require
 from adaptrun.tasks.burgers import BurgersTask
 from adaptrun.tasks.classification import ClassificationTask
 from adaptrun.tasks.function import FUNCTIONS, SAMPLINGS, FunctionTask
@@ -27,10 +27,6 @@ DATASETS_FOR = {
     "function": ("discontinuous",),
     "burgers": ("burgers",),
 }
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def check_task(cfg: Mapping[str, Any]) -> None:
@@ -45,7 +41,7 @@ def check_task(cfg: Mapping[str, Any]) -> None:
         + ", ".join(DATASETS_FOR[name]),
     )
     if name == "classification":
-        require(_positive_int(task["eval_batch_size"]), "task.eval_batch_size", "must be >= 1")
+        require(is_count(task["eval_batch_size"]), "task.eval_batch_size", "must be >= 1")
         check_dataset(dataset)
         check_protocol(cfg["protocol"])
         check_ops(list(cfg["augmentation"]["ops"]))
@@ -65,7 +61,7 @@ def check_task(cfg: Mapping[str, Any]) -> None:
             f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(SAMPLINGS)}",
         )
         for key in ("n_train", "n_test"):
-            require(_positive_int(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+            require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
     else:
         require(
             dataset["sampling"] in BOX_SAMPLINGS,
@@ -73,7 +69,7 @@ def check_task(cfg: Mapping[str, Any]) -> None:
             f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(BOX_SAMPLINGS)}",
         )
         for key in ("n_boundary", "n_collocation", "test_nx", "test_nt", "quadrature"):
-            require(_positive_int(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+            require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
         require(dataset["nu"] > 0, "dataset.nu", "must be > 0")
         for key in ("weight_residual", "weight_data"):
             require(task[key] >= 0, f"task.{key}", "must be >= 0")
