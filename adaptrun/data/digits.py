@@ -7,11 +7,11 @@ import torch
 from sklearn.datasets import load_digits as _sklearn_digits
 from sklearn.model_selection import train_test_split
 
-from adaptrun.data.images import ImageData, Split, channel_stats
+from adaptrun.data.images import Split
 
 
-def load_digits(test_size: int = 360, split_seed: int = 0) -> ImageData:
-    """The 1797 digits, split once, stratified by class, with a fixed seed.
+def load_digits(test_size: int = 360, split_seed: int = 0) -> tuple[Split, Split]:
+    """(train, test): the 1797 digits, split once, stratified by class, with a fixed seed.
 
     The 0..16 grey levels are stored as uint8 on the usual 0..255 scale.
     """
@@ -22,6 +22,4 @@ def load_digits(test_size: int = 360, split_seed: int = 0) -> ImageData:
         pixels, labels, test_size=test_size, stratify=labels, random_state=split_seed
     )
     train = Split(torch.from_numpy(x_train), torch.from_numpy(y_train))
-    test = Split(torch.from_numpy(x_test), torch.from_numpy(y_test))
-    mean, std = channel_stats(train.x)
-    return ImageData("digits", train, test, num_classes=10, mean=mean, std=std)
+    return train, Split(torch.from_numpy(x_test), torch.from_numpy(y_test))

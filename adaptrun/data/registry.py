@@ -27,8 +27,7 @@ def _split(arrays: tuple[Any, Any]) -> Split:
 def _load_raw(cfg: Mapping[str, Any]) -> tuple[Split, Split]:
     name = cfg["name"]
     if name == "digits":
-        data = load_digits(int(cfg["test_size"]), int(cfg["split_seed"]))
-        return data.train, data.test
+        return load_digits(int(cfg["test_size"]), int(cfg["split_seed"]))
     train, test = load_arrays(name, Path(str(cfg["root"])), bool(cfg["download"]))
     if test is not None:
         return _split(train), _split(test)
