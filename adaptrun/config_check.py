@@ -31,7 +31,7 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
             f"trainer.{key}",
             f"must be an integer >= 1 (got {cfg[key]!r})",
         )
-    for key in ("max_steps", "eval_every"):
+    for key in ("max_steps", "eval_every", "checkpoint_every"):
         require(
             cfg[key] is None or is_count(cfg[key]),
             f"trainer.{key}",
@@ -54,7 +54,7 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
         f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}",
     )
     require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
-    for key in ("eval_every_epochs", "lbfgs_steps"):
+    for key in ("eval_every_epochs", "lbfgs_steps", "checkpoint_every_epochs"):
         value = cfg[key]
         require(
             is_count(value, 0),

@@ -1,4 +1,4 @@
-"""Hydra callbacks that fail fast, before Hydra creates a run folder."""
+"""Hydra callbacks: fail fast before Hydra creates a run folder; a sweep's summary."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from adaptrun import sweep
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
 
@@ -36,7 +38,10 @@ def check_writable(folder: Path) -> str | None:
 
 
 class FailFast(Callback):
-    """Refuse an unwritable output folder or an impossible config with one line, exit 2."""
+    """Refuse an unwritable output folder or an impossible config with one line, exit 2;
+    at the end of a sweep, summarise what became of each run."""
+
+    jobs: list[list[str]] = []  # noqa: RUF012  (set per sweep in on_multirun_start)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
@@ -48,8 +53,33 @@ class FailFast(Callback):
             fail(str(exc).strip().replace("\n", "; "))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check the sweep folder and every job's config before any job starts."""
         HydraConfig.instance().set_config(config)
-        self._check_folder(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        self._check_folder(sweep_dir, "hydra.sweep.dir")
+        params = config.hydra.sweeper.get("params") or {}
+        try:
+            self.jobs = sweep.expand(list(config.hydra.overrides.task), params)
+        except HydraException as exc:
+            fail(str(exc).strip().replace("\n", "; "))
+        problems = sweep.preflight(str(kwargs.get("config_name") or "config"), self.jobs)
+        if problems:
+            print(
+                f"adaptrun: error: {len(problems)} of {len(self.jobs)} runs in this sweep "
+                "cannot work; nothing was started:\n  " + "\n  ".join(problems),
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        sweep.clear_outcomes(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Print and save the summary; exit non-zero when any run did not finish."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        jobs = sweep.collect(sweep_dir, self.jobs)
+        (sweep_dir / sweep.SUMMARY).write_text(sweep.render(sweep_dir, jobs))
+        print(sweep.console_summary(sweep_dir, jobs), file=sys.stderr)
+        if any(job.outcome in sweep.BAD for job in jobs):
+            sys.exit(1)
 
     @staticmethod
     def _check_folder(folder: Path, key: str) -> None:

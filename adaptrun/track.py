@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ class Tracker:
         hparams: Mapping[str, Any],
         figures: Callable[[], Mapping[str, Any]] | None = None,
         figure_steps: Sequence[int] = (),
+        purge_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
@@ -65,9 +67,38 @@ class Tracker:
         self._penalty_sum: torch.Tensor | None = None
         self._count = 0
         self._lr = 0.0
-        self.writer = SummaryWriter(str(self.run_dir))
+        # purge_step: a resumed run tells TensorBoard to forget later points of the last try
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
         self.progress = Progress(total_steps, steps_per_epoch)
         self.start = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to go on logging exactly as an unstopped run would."""
+        return {
+            "history": {k: [dataclasses.astuple(p) for p in v] for k, v in self.history.items()},
+            "step": self.step,
+            "last_eval_step": self.last_eval_step,
+            "last_figure_step": self.last_figure_step,
+            "loss_sum": self._loss_sum,
+            "penalty_sum": self._penalty_sum,
+            "count": self._count,
+            "lr": self._lr,
+            "seconds": time.perf_counter() - self.start,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        device = next(self.model.parameters()).device
+        self.history = {k: [Point(*p) for p in v] for k, v in state["history"].items()}
+        self.step = state["step"]
+        self.last_eval_step = state["last_eval_step"]
+        self.last_figure_step = state["last_figure_step"]
+        self._loss_sum, self._penalty_sum = (
+            None if t is None else t.to(device) for t in (state["loss_sum"], state["penalty_sum"])
+        )
+        self._count = state["count"]
+        self._lr = state["lr"]
+        self.start = time.perf_counter() - state["seconds"]
+        self.progress.update(self.step)
 
     def train_step(self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float) -> bool:
         """Add one step's loss; returns False once the logged loss is not finite."""
@@ -113,10 +144,12 @@ class Tracker:
         for name, figure in self.figures().items():
             self.writer.add_figure(f"figures/{name}", figure, step, close=True)
 
-    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+    def finish(
+        self, status: str, error: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Write metrics.json, the convergence scalars and the hparams summary; close."""
         self._flush()
-        metrics = self._metrics(status, error)
+        metrics = {**self._metrics(status, error), **(extra or {})}
         self._write_tensorboard_summary(metrics)
         write_json_atomic(self.run_dir / "metrics.json", metrics)
         self.writer.close()
@@ -217,9 +250,12 @@ class Tracker:
         return [f"{kind}_{n}" for n in names for kind in ("final", "best")]
 
 
-def write_failure(run_dir: Path, error: str, hparams: Mapping[str, Any]) -> None:
+def write_failure(
+    run_dir: Path, error: str, hparams: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> None:
     """metrics.json for a run that failed before its tracker existed (e.g. missing data)."""
     metrics = {"status": "failed", "error": error, "steps": 0, "hparams": dict(hparams)}
+    metrics.update(extra or {})
     write_json_atomic(Path(run_dir) / "metrics.json", metrics)
 
 

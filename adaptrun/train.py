@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 import torch
 from torch import nn
 
 from adaptrun.activations import model_penalty
+from adaptrun.checkpoint import Checkpoints, Position
+from adaptrun.interrupt import STOP
 from adaptrun.steps import Step
 from adaptrun.track import Tracker
 
@@ -54,8 +57,14 @@ def train(
     schedule: torch.optim.lr_scheduler.LRScheduler,
     tracker: Tracker,
     loop: Loop,
+    saver: Checkpoints,
+    start: Position,
 ) -> str:
-    """Train until the step budget is spent; returns ``completed`` or ``diverged``."""
+    """Train until the step budget is spent, from ``start`` (a resumed checkpoint) on.
+
+    Returns ``completed``, ``diverged``, or ``interrupted`` when a stop signal came
+    (after saving a checkpoint at that step boundary).
+    """
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=loop.precision == "bf16")
 
@@ -63,10 +72,19 @@ def train(
         with autocast:
             return task.evaluate(model)
 
-    total, step = loop.total_steps(task.steps_per_epoch), 0
+    def stop_after(position: Position, due: bool) -> bool:
+        """Checkpoint if due or asked to stop; True when the run must stop here."""
+        if due or STOP:
+            saver.save(position)
+        return bool(STOP)
+
+    total, step = loop.total_steps(task.steps_per_epoch), start.step
     model.train()
-    for epoch in range(loop.epochs):
-        for batch in task.train_batches(epoch):
+    for epoch in range(start.epoch, loop.epochs):
+        skip = start.batch if epoch == start.epoch else 0
+        for done, batch in enumerate(islice(task.train_batches(epoch), skip, None), skip + 1):
+            if step >= total:
+                break
             optimizer.zero_grad(set_to_none=True)
             loss, penalty = step_fn(batch)
             optimizer.step()
@@ -76,15 +94,22 @@ def train(
                 return "diverged"
             if loop.eval_due(step):
                 tracker.evaluate(step, evaluate())
-            if step >= total:
-                break
+            if step < total and stop_after(Position(step, epoch, done), saver.due(step)):
+                return "interrupted"
         at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
         if not tracker.end_epoch(step, evaluate if at_epoch_end else None):
             return "diverged"
+        more = (
+            step < total or loop.lbfgs_steps
+        )  # nothing to resume once all that is left is the end
+        if more and stop_after(Position(step, epoch + 1, 0), saver.due_at_epoch_end(epoch)):
+            return "interrupted"
         if step >= total:
             break
-    if loop.lbfgs_steps and lbfgs(model, task, tracker, loop, step, evaluate) == "diverged":
-        return "diverged"
+    if loop.lbfgs_steps:
+        status = lbfgs(model, task, tracker, loop, max(step, total), evaluate)
+        if status != "completed":
+            return status
     return "completed" if tracker.end_training(evaluate) else "diverged"
 
 
@@ -97,6 +122,8 @@ def lbfgs(
     evaluate: Callable[[], dict[str, float]],
 ) -> str:
     """Full-batch L-BFGS with a strong-Wolfe line search, one logged step per iteration.
+
+    Not checkpointed within: a run stopped here resumes at the start of this phase.
 
     max_eval must be set: with max_iter=1 PyTorch's default (max_iter * 5 // 4 = 1)
     leaves the line search a single evaluation and the step stalls at t = 0.
@@ -128,4 +155,6 @@ def lbfgs(
             return "diverged"
         if loop.eval_due(step):
             tracker.evaluate(step, evaluate())
+        if STOP:  # resumes from the checkpoint taken before this phase
+            return "interrupted"
     return "completed"

@@ -1,0 +1,181 @@
+"""Checkpoints for exact resume: written atomically, read back with ``weights_only=True``.
+
+A checkpoint holds everything the next step depends on (model, optimizer, schedule,
+every RNG, the tracker's history and its half-summed log window) and where the loop
+stood, so a resumed run takes the same steps as one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adaptrun.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+FILENAME = "checkpoint.pt"
+# Keys that may differ between the run that wrote a checkpoint and the one resuming it.
+NOT_COMPARED = ("dataset.root", "data_root", "trainer.device", "trainer.checkpoint_every")
+
+
+@dataclasses.dataclass(frozen=True)
+class Position:
+    """Where training stands; a resumed run continues right after it."""
+
+    step: int = 0
+    epoch: int = 0  # the epoch in progress
+    batch: int = 0  # batches of that epoch already trained on
+
+
+def flat_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"trainer.epochs": 20, ...}`` with the keys that may change on resume left out."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_config(value, f"{name}."))
+        elif name not in NOT_COMPARED:
+            flat[name] = (
+                value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+            )
+    return flat
+
+
+def fingerprint(flat: Mapping[str, Any]) -> str:
+    """A short hash of a flat config, stored in metrics.json to tell runs apart."""
+    return hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global generator: Python, NumPy, torch CPU and each CUDA device."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(path: Path, state: Mapping[str, Any]) -> None:
+    """torch.save to a temporary file, then rename: a reader sees the old or the new file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(dict(state), f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it can be trusted, else None (and why, in the log).
+
+    A file that does not load, or lacks what a checkpoint holds, is moved aside as
+    ``<name>.corrupt`` and the run starts from scratch. One written for another
+    config is refused: resuming it would silently mix two experiments.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"not an adaptrun checkpoint of format {FORMAT}")
+        missing = {"position", "model", "optimizer", "schedule", "rng", "tracker"} - set(state)
+        if missing:
+            raise ValueError(f"missing {', '.join(sorted(missing))}")
+    except Exception as exc:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        log.warning(
+            "checkpoint %s is corrupt (%s: %s); moved to %s, starting from scratch",
+            path,
+            type(exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+            aside.name,
+        )
+        return None
+    differs = sorted(
+        k for k in set(config) | set(state["config"]) if config.get(k) != state["config"].get(k)
+    )
+    if differs:
+        shown = ", ".join(
+            f"{k} ({state['config'].get(k)!r} -> {config.get(k)!r})" for k in differs[:5]
+        )
+        raise UserError(
+            f"{path} was written by a run with another config ({shown}"
+            f"{', ...' if len(differs) > 5 else ''}); resume with the same settings, "
+            f"or delete the checkpoint / choose another folder to start over"
+        )
+    return state
+
+
+class Checkpoints:
+    """Saves the run's state at epoch ends and every ``every`` steps (if set)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        config: Mapping[str, Any],
+        objects: Mapping[str, Any],
+        every: int | None = None,
+        every_epochs: int = 1,
+    ) -> None:
+        self.path = Path(run_dir) / FILENAME
+        self.config = dict(config)
+        self.objects = dict(objects)  # name -> object with state_dict()/load_state_dict()
+        self.every = every
+        self.every_epochs = every_epochs
+        self.saved_at: float | None = None
+
+    def due(self, step: int) -> bool:
+        return bool(self.every) and step % self.every == 0
+
+    def due_at_epoch_end(self, epoch: int) -> bool:
+        return bool(self.every_epochs) and (epoch + 1) % self.every_epochs == 0
+
+    def save(self, position: Position) -> None:
+        tracker = self.objects["tracker"]
+        tracker.writer.flush()  # every event logged so far is on disk before the checkpoint
+        self.saved_at = time.time()
+        state: dict[str, Any] = {
+            "format": FORMAT,
+            "config": self.config,
+            "saved_at": self.saved_at,
+            "position": dataclasses.asdict(position),
+            "rng": rng_state(),
+        }
+        state.update({name: obj.state_dict() for name, obj in self.objects.items()})
+        save_atomic(self.path, state)
+
+    def apply(self, state: Mapping[str, Any]) -> Position:
+        """Put a loaded checkpoint's state into the run's objects; where to go on from."""
+        for name, obj in self.objects.items():
+            obj.load_state_dict(state[name])
+        set_rng_state(state["rng"])
+        return Position(**state["position"])
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,80 @@
+"""Stop signals: a cluster asks a run to stop, the run checkpoints at the next step boundary.
+
+SIGTERM and SIGUSR1 only set a flag here; the training loop looks at it after each
+step, saves a checkpoint and returns ``interrupted``. Inside a submitit job the
+preemption / timeout signal (``SUBMITIT_PREEMPT_SIGNAL``, USR2 by default) is caught the
+same way and, once the checkpoint is written, handed to submitit's own handler, which
+requeues the job; the requeued job resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class StopRequest:
+    """The first stop signal a process received, if any; shared by every run in it."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning(
+                "%s received: checkpointing at the next step boundary, then stopping",
+                signal.Signals(signum).name,
+            )
+
+    def hand_over(self) -> None:
+        """Give the signal to whoever handled it before us (submitit: requeue the job)."""
+        previous = self._previous.get(self.signum) if self.signum else None
+        if callable(previous):
+            previous(self.signum, None)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Catch the stop signals while a run trains (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        signals = list(STOP_SIGNALS)
+        preempt = _submitit_signal()
+        if preempt is not None and callable(signal.getsignal(preempt)):
+            signals.append(preempt)
+        self._previous = {s: signal.signal(s, self._handle) for s in signals}
+        try:
+            yield self
+        finally:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
+
+
+def _submitit_signal() -> int | None:
+    """submitit's preemption signal, when this process is a submitit job."""
+    if not any(k.startswith(("SUBMITIT_", "SLURM_JOB_ID")) for k in os.environ):
+        return None
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return getattr(signal, f"SIG{name}", None)
+
+
+STOP = StopRequest()

@@ -1,0 +1,3 @@
+from adaptrun.report.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""Multirun bookkeeping: the jobs a sweep holds, a check of each before any trains, what
+became of each, and the summary printed and saved at the end.
+
+Each job writes its outcome to ``<sweep>/.adaptrun/outcomes/<job number>.json`` from
+whatever process runs it (in-process, joblib worker, submitit job), so the summary
+works the same with every launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from adaptrun.config_check import check_config
+from adaptrun.errors import UserError
+from adaptrun.track import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("completed", "diverged", "failed", "interrupted", "skipped", "missing")
+BAD = ("failed", "interrupted", "missing")  # any of these makes the sweep exit non-zero
+SUMMARY = "summary.md"
+
+
+def outcomes_dir(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / ".adaptrun" / "outcomes"
+
+
+def expand(
+    task_overrides: Sequence[str], params: Mapping[str, str] | None = None
+) -> list[list[str]]:
+    """Every job's overrides, in the order (and so with the numbers) Hydra's sweeper uses."""
+    arguments = [f"{k}={v}" for k, v in (params or {}).items()] + list(task_overrides)
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def preflight(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str]:
+    """One line per job whose composed config cannot work: its overrides and why."""
+    problems = []
+    for overrides in jobs:
+        try:
+            check_config(compose(config_name=config_name, overrides=list(overrides)))
+        except (UserError, HydraException, OmegaConfBaseException) as exc:
+            reason = str(exc).strip().replace("\n", "; ")
+            problems.append(f"{' '.join(overrides) or '(no overrides)'}: {reason}")
+    return problems
+
+
+def record_outcome(
+    sweep_dir: Path, job_num: int, run_dir: Path, outcome: str, error: str | None
+) -> None:
+    folder = outcomes_dir(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"run_dir": str(run_dir), "outcome": outcome, "error": error}
+    write_json_atomic(folder / f"{job_num}.json", record)
+
+
+def clear_outcomes(sweep_dir: Path) -> None:
+    """Forget the outcomes of an earlier invocation of a sweep in this folder."""
+    folder = outcomes_dir(sweep_dir)
+    if folder.is_dir():
+        for path in folder.glob("*.json"):
+            path.unlink()
+
+
+@dataclass(frozen=True)
+class Job:
+    num: int
+    overrides: str
+    outcome: str
+    run_dir: str
+    error: str | None
+
+
+def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> list[Job]:
+    """Each job with its recorded outcome; a job that recorded none is ``missing``."""
+    found = []
+    for num, overrides in enumerate(jobs):
+        path = outcomes_dir(sweep_dir) / f"{num}.json"
+        record: dict[str, Any] = {}
+        if path.exists():
+            record = json.loads(path.read_text())
+        error = record.get("error") or (None if record else "the job recorded no outcome")
+        found.append(
+            Job(
+                num,
+                " ".join(overrides),
+                record.get("outcome", "missing"),
+                record.get("run_dir", ""),
+                error,
+            )
+        )
+    return found
+
+
+def counts(jobs: Sequence[Job]) -> dict[str, int]:
+    return {o: sum(j.outcome == o for j in jobs) for o in OUTCOMES}
+
+
+def render(sweep_dir: Path, jobs: Sequence[Job]) -> str:
+    """The markdown summary: counts, then one row per run (errors on one line)."""
+    tally = counts(jobs)
+    lines = [
+        f"# Sweep summary: {sweep_dir}",
+        "",
+        "| " + " | ".join(OUTCOMES) + " | total |",
+        "|" + "---|" * (len(OUTCOMES) + 1),
+        "| " + " | ".join(str(tally[o]) for o in OUTCOMES) + f" | {len(jobs)} |",
+        "",
+        "| # | outcome | overrides | folder | error |",
+        "|---|---|---|---|---|",
+    ]
+    for job in jobs:
+        folder = _relative(job.run_dir, sweep_dir)
+        error = _one_line(job.error) if job.outcome in BAD else ""
+        lines.append(f"| {job.num} | {job.outcome} | {job.overrides} | {folder} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def console_summary(sweep_dir: Path, jobs: Sequence[Job]) -> str:
+    """A few lines for the terminal: the counts, then each run that did not finish."""
+    tally = counts(jobs)
+    shown = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES if tally[o])
+    lines = [f"sweep of {len(jobs)} runs: {shown} (table: {Path(sweep_dir) / SUMMARY})"]
+    for job in jobs:
+        if job.outcome in BAD:
+            where = _relative(job.run_dir, sweep_dir) or job.overrides
+            lines.append(f"  {job.outcome}: {where}: {_one_line(job.error)}")
+    return "\n".join(lines)
+
+
+def _relative(run_dir: str, sweep_dir: Path) -> str:
+    if not run_dir:
+        return ""
+    try:
+        return str(Path(run_dir).resolve().relative_to(Path(sweep_dir).resolve()))
+    except ValueError:
+        return run_dir
+
+
+def _one_line(text: str | None, limit: int = 300) -> str:
+    line = " ".join((text or "").split()).replace("|", "/")
+    return line if len(line) <= limit else line[: limit - 3] + "..."

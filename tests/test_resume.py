@@ -1,0 +1,158 @@
+"""Checkpoints and exact resume: a run stopped by a signal and started again in its folder
+ends with exactly the metrics and TensorBoard points of a run that was never stopped."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, events, read_metrics, run_cli
+from tbparse import SummaryReader
+
+from adaptrun.checkpoint import FILENAME, Position, load
+from adaptrun.errors import UserError
+from adaptrun.run import run
+
+ARGS = ["trainer.epochs=100", "seed=3"]  # ~2300 steps: long enough to stop mid-way
+OVERRIDES = dict(a.split("=") for a in ARGS)
+TIMING = {"wall_seconds", "seconds_per_step"}
+
+
+def comparable(metrics: dict) -> dict:
+    """metrics.json without wall-clock figures (seconds to each target included)."""
+    out = {k: v for k, v in metrics.items() if k not in TIMING}
+    out["convergence"] = {
+        name: {t: None if p is None else {**p, "seconds": None} for t, p in targets.items()}
+        for name, targets in metrics["convergence"].items()
+    }
+    return out
+
+
+def loss_points(run_dir: Path) -> list[tuple[int, float]]:
+    acc = events(run_dir)
+    return [(e.step, e.value) for e in acc.Scalars("train/loss")]
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"run ended before {path.name} appeared"
+        assert time.monotonic() < deadline, f"no {path} after {timeout}s"
+        time.sleep(0.02)
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "adaptrun", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The same configuration trained without interruption."""
+    folder = tmp_path_factory.mktemp("reference")
+    run(compose_config(ARGS), folder, OVERRIDES)  # the CLI puts its overrides in hparams
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A CLI run sent SIGUSR1 once its first epoch-end checkpoint exists."""
+    cwd = tmp_path_factory.mktemp("stopped")
+    folder = cwd / "run"
+    proc = start_cli([*ARGS, f"hydra.run.dir={folder}"], cwd)
+    wait_for(folder / FILENAME, proc)
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=60)
+    return folder, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_a_stop_signal_checkpoints_and_exits_cleanly(stopped):
+    folder, proc = stopped
+    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"hydra.run.dir={folder}" in proc.stderr.splitlines()[-1]  # says how to resume
+    metrics = read_metrics(folder)
+    assert metrics["status"] == "interrupted"
+    state = torch.load(folder / FILENAME, weights_only=True)
+    assert state["position"]["step"] == metrics["steps"]
+    assert 0 < metrics["steps"] < 2300
+    assert set(state) >= {"model", "optimizer", "schedule", "rng", "tracker", "position"}
+
+
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(stopped, reference, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(stopped[0], folder)
+    steps_before = read_metrics(folder)["steps"]
+    result = run_cli([*ARGS, f"hydra.run.dir={folder}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    log = (folder / "adaptrun.log").read_text()
+    assert f"resuming from {folder / FILENAME} at step {steps_before}" in log
+    assert comparable(read_metrics(folder)) == comparable(read_metrics(reference))
+    assert not (folder / FILENAME).exists()  # a finished run keeps no checkpoint
+    # TensorBoard (and tbparse, which reads each file on its own) sees every point once.
+    assert loss_points(folder) == loss_points(reference)
+    scalars = SummaryReader(str(folder), event_types={"scalars"}).scalars
+    steps = scalars[scalars["tag"] == "train/loss"]["step"].tolist()
+    assert steps == sorted(set(steps)) == [s for s, _ in loss_points(reference)]
+
+
+def test_a_corrupt_checkpoint_is_reported_and_the_run_starts_over(
+    stopped, reference, tmp_path, caplog
+):
+    folder = tmp_path / "run"
+    shutil.copytree(stopped[0], folder)
+    data = (folder / FILENAME).read_bytes()
+    (folder / FILENAME).write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        metrics = run(compose_config(ARGS), folder, OVERRIDES)
+    assert "is corrupt" in caplog.text and "starting from scratch" in caplog.text
+    assert (folder / f"{FILENAME}.corrupt").exists()
+    assert comparable(metrics) == comparable(read_metrics(reference))
+    assert loss_points(folder) == loss_points(reference)  # the old try's points are gone
+
+
+def test_a_checkpoint_of_another_config_is_refused(stopped, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(stopped[0], folder)
+    with pytest.raises(UserError, match=r"another config \(optimizer.lr"):
+        run(compose_config([*ARGS, "optimizer.lr=0.01"]), folder)
+    assert (folder / FILENAME).exists()  # nothing lost
+
+
+def test_a_checkpoint_that_is_not_ours_is_moved_aside(tmp_path):
+    path = tmp_path / FILENAME
+    torch.save({"format": 99}, path)
+    assert load(path, {}) is None
+    assert not path.exists() and (tmp_path / f"{FILENAME}.corrupt").exists()
+
+
+def test_checkpoints_every_n_steps_record_where_the_loop_stood(tmp_path, monkeypatch):
+    """checkpoint_every=N saves mid-epoch; the position names the batch within the epoch."""
+    saved: list[Position] = []
+    from adaptrun import checkpoint
+
+    original = checkpoint.Checkpoints.save
+    monkeypatch.setattr(
+        checkpoint.Checkpoints, "save", lambda self, p: (saved.append(p), original(self, p))
+    )
+    run(compose_config(["trainer.epochs=2", "trainer.checkpoint_every=10"]), tmp_path)
+    # digits: 23 steps per epoch; the last epoch end is not saved (nothing left to resume)
+    assert saved == [
+        Position(10, 0, 10),
+        Position(20, 0, 20),
+        Position(23, 1, 0),
+        Position(30, 1, 7),
+        Position(40, 1, 17),
+    ]
