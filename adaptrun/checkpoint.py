@@ -28,7 +28,13 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 FILENAME = "checkpoint.pt"
 # Keys that may differ between the run that wrote a checkpoint and the one resuming it.
-NOT_COMPARED = ("dataset.root", "data_root", "trainer.device", "trainer.checkpoint_every")
+NOT_COMPARED = (
+    "dataset.root",
+    "data_root",
+    "trainer.device",
+    "trainer.checkpoint_every",
+    "trainer.checkpoint_every_epochs",
+)
 
 
 @dataclasses.dataclass(frozen=True)

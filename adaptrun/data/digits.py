@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits as _sklearn_digits
-from sklearn.model_selection import train_test_split
 
 from adaptrun.data.images import Split
 
@@ -15,6 +13,10 @@ def load_digits(test_size: int = 360, split_seed: int = 0) -> tuple[Split, Split
 
     The 0..16 grey levels are stored as uint8 on the usual 0..255 scale.
     """
+    # imported here: scikit-learn takes a second to import, and most commands never load this
+    from sklearn.datasets import load_digits as _sklearn_digits
+    from sklearn.model_selection import train_test_split
+
     bunch = _sklearn_digits()
     pixels = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (N,1,8,8)
     labels = bunch.target.astype(np.int64)

@@ -10,12 +10,12 @@ a half-written file where the next run would trust it, and the arrays as uint8
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from torchvision import datasets as tvd
 
 from adaptrun.data.verify import check_idx, check_md5
 from adaptrun.errors import DatasetError
@@ -28,8 +28,14 @@ class Source:
     """One torchvision dataset class and the family of on-disk format it uses."""
 
     name: str
-    cls: type
+    class_name: str  # in torchvision.datasets
     family: str  # cifar | mnist | svhn | semeion
+
+    @property
+    def cls(self) -> type:
+        """The torchvision class, imported on first use: importing torchvision costs a
+        second or more, which runs on the embedded digits never need."""
+        return getattr(importlib.import_module("torchvision.datasets"), self.class_name)
 
     def files(self, root: Path) -> list[tuple[Path, str | None]]:
         """Every file the loader reads, with its published MD5 where torchvision has one."""
@@ -75,13 +81,13 @@ class Source:
 SOURCES = {
     s.name: s
     for s in (
-        Source("cifar10", tvd.CIFAR10, "cifar"),
-        Source("cifar100", tvd.CIFAR100, "cifar"),
-        Source("svhn", tvd.SVHN, "svhn"),
-        Source("mnist", tvd.MNIST, "mnist"),
-        Source("kmnist", tvd.KMNIST, "mnist"),
-        Source("fashion_mnist", tvd.FashionMNIST, "mnist"),
-        Source("semeion", tvd.SEMEION, "semeion"),
+        Source("cifar10", "CIFAR10", "cifar"),
+        Source("cifar100", "CIFAR100", "cifar"),
+        Source("svhn", "SVHN", "svhn"),
+        Source("mnist", "MNIST", "mnist"),
+        Source("kmnist", "KMNIST", "mnist"),
+        Source("fashion_mnist", "FashionMNIST", "mnist"),
+        Source("semeion", "SEMEION", "semeion"),
     )
 }
 

@@ -1,0 +1,276 @@
+"""Sweeps: impossible combinations refused up front, failures isolated and summarised,
+finished runs skipped on a rerun, interrupted ones resumed, with every launcher."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from conftest import compose_config, read_metrics, run_cli
+from hydra import compose, initialize_config_dir
+
+from adaptrun.checkpoint import FILENAME
+from adaptrun.cli import config_dir
+from adaptrun.run import run
+
+EPOCHS = "trainer.epochs=2"
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """digits and mnist, two activations, two seeds, two worker processes (the joblib
+    preset); mnist has no files and no download, so its four runs fail."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    empty = cwd / "no-data"
+    empty.mkdir()
+    args = [
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "dataset=digits,mnist",
+        "activation=relu,global",
+        "seed=0,1",
+        EPOCHS,
+        f"data_root={empty}",
+        "dataset.download=false",
+        f"hydra.sweep.dir={cwd / 'sw'}",
+    ]
+    return cwd / "sw", run_cli(args, cwd), args
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(failing_sweep):
+    sweep, result, _ = failing_sweep
+    assert result.returncode == 1, result.stderr  # some run failed
+    assert "Joblib.Parallel(n_jobs=2," in result.stdout  # the runs ran in worker processes
+    digits = sorted(sweep.glob("*dataset=digits,*"))
+    mnist = sorted(sweep.glob("*dataset=mnist,*"))
+    assert len(digits) == len(mnist) == 4
+    for folder in digits:
+        assert read_metrics(folder)["status"] == "completed"
+    for folder in mnist:
+        metrics = read_metrics(folder)
+        assert metrics["status"] == "failed"
+        assert "mnist" in metrics["error"] and "no-data" in metrics["error"]
+        assert "Traceback" in (folder / "adaptrun.log").read_text()  # the full traceback
+    # the summary: printed and saved, each failed run with its folder and reason
+    assert "sweep of 8 runs: 4 completed, 4 failed" in result.stderr
+    for folder in mnist:
+        assert f"failed: {folder.name}: dataset mnist" in result.stderr
+    summary = (sweep / "summary.md").read_text()
+    assert "| 4 | 0 | 4 | 0 | 0 | 0 | 8 |" in summary  # completed..missing, total
+    assert len(re.findall(r"^\| \d+ \| failed \|", summary, re.MULTILINE)) == 4
+
+
+def test_rerunning_a_sweep_skips_finished_runs(failing_sweep, tmp_path):
+    sweep, _, args = failing_sweep
+    digits = sorted(sweep.glob("*dataset=digits,*"))
+    before = {f: (f / "metrics.json").read_text() for f in digits}
+    events = {f: sorted(p.name for p in f.glob("events.*")) for f in digits}
+    basic = [a for a in args if not a.startswith(("hydra/launcher", "hydra.launcher"))]
+    result = run_cli(basic, tmp_path)  # any launcher: the folders are named by overrides
+    assert result.returncode == 1
+    for folder in digits:
+        assert f"{folder} already completed: skipped" in result.stdout
+        assert (folder / "metrics.json").read_text() == before[folder]
+        assert sorted(p.name for p in folder.glob("events.*")) == events[folder]
+    assert "sweep of 8 runs: 4 failed, 4 skipped" in result.stderr
+
+
+def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep):
+    sweep, _, _ = failing_sweep
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptrun.report", str(sweep)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        (r["row"], r["column"]): r
+        for r in csv.DictReader((sweep / "results.csv").read_text().splitlines())
+    }
+    assert set(rows) == {(d, a) for d in ("mlp/digits", "mlp/mnist") for a in ("relu", "global")}
+    means = {}
+    for act in ("relu", "global"):
+        accs = [read_metrics(f)["final_test_acc"] for f in sweep.glob(f"activation={act},*digits*")]
+        rec = rows[("mlp/digits", act)]
+        assert float(rec["mean"]) == pytest.approx(statistics.fmean(accs))
+        assert float(rec["std"]) == pytest.approx(statistics.stdev(accs))
+        assert rec["completed"] == "2" and rec["not_finished"] == ""
+        means[act] = statistics.fmean(accs)
+        failed = rows[("mlp/mnist", act)]
+        assert failed["mean"] == "" and failed["not_finished"] == "2 failed"
+    best = max(means, key=means.get)
+    assert rows[("mlp/digits", best)]["best"] == "True"
+    assert rows[("mlp/digits", min(means, key=means.get))]["best"] == "False"
+
+    report = (sweep / "report.md").read_text()
+    table = report.split("## Results")[1].split("##")[0]
+    assert "| run | relu | global |" in table
+    assert f"**{means[best]:.4f} ± " in table
+    assert table.count("— [2 failed]") == 2  # failed runs are shown, never dropped
+
+    conv = [
+        r
+        for r in csv.DictReader((sweep / "convergence.csv").read_text().splitlines())
+        if r["row"] == "mlp/digits"
+    ]
+    for rec in conv:
+        runs = sweep.glob(f"activation={rec['column']},*digits*")
+        hits = [read_metrics(f)["convergence"][rec["metric"]][rec["target"]] for f in runs]
+        hits = [h for h in hits if h]
+        assert int(rec["reached"]) == len(hits)
+        if hits:
+            assert float(rec["step_mean"]) == pytest.approx(
+                statistics.fmean(h["step"] for h in hits)
+            )
+
+    image = plt.imread(sweep / "train_loss.png")
+    assert image.shape[:2] == (456, 1200)  # one panel per dataset: two side by side
+    assert image[..., :3].std() > 0.05  # not blank
+
+
+def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
+    sweep = tmp_path / "sw"
+    result = run_cli(
+        ["-m", "dataset=digits,burgers", "activation=relu,adact", f"hydra.sweep.dir={sweep}"],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == (
+        "adaptrun: error: 2 of 4 runs in this sweep cannot work; nothing was started:"
+    )
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == [
+        "dataset=burgers activation=adact",
+        "dataset=burgers activation=relu",
+    ]
+    assert all("task classification cannot use dataset burgers" in line for line in lines[1:])
+    assert not sweep.exists()
+
+
+# ---- interrupted sweeps -------------------------------------------------------------
+
+ARGS = ["trainer.epochs=100"]  # ~2300 steps per run: long enough to stop mid-way
+
+
+def comparable(metrics: dict) -> dict:
+    skip = {"wall_seconds", "seconds_per_step", "convergence", "hparams"}
+    return {k: v for k, v in metrics.items() if k not in skip}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """seed=1 trained without interruption (in-process)."""
+    folder = tmp_path_factory.mktemp("reference")
+    return comparable(run(compose_config([*ARGS, "seed=1"]), folder))
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "adaptrun", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path_glob: tuple[Path, str], proc: subprocess.Popen, timeout: float = 90) -> Path:
+    folder, pattern = path_glob
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(folder.glob(pattern))
+        if found:
+            return found[0]
+        assert proc.poll() is None, f"sweep ended before {pattern}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {pattern} after {timeout}s"
+        time.sleep(0.02)
+
+
+def test_a_stopped_sweep_resumes_when_run_again(reference, tmp_path):
+    """SIGTERM stops the sweep at a step boundary; the rest is not started; the rerun
+    resumes the stopped run to the metrics of an uninterrupted one."""
+    sweep = tmp_path / "sw"
+    args = ["-m", "seed=1", "trainer.epochs=100,2", f"hydra.sweep.dir={sweep}"]
+    proc = start(args, tmp_path)
+    checkpoint = wait_for((sweep, f"*epochs=100/{FILENAME}"), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "sweep of 2 runs: 2 interrupted" in err
+    assert "not started: SIGTERM received" in err
+    stopped = checkpoint.parent
+    assert read_metrics(stopped)["status"] == "interrupted"
+
+    result = run_cli(args, tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "sweep of 2 runs: 2 completed" in result.stderr
+    assert "resuming from" in (stopped / "adaptrun.log").read_text()
+    assert comparable(read_metrics(stopped)) == reference
+
+
+def _task_pid(folder_name: str) -> int | None:
+    """The submitit task process that has the run folder's files open."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"submitit.core._submit" not in cmdline:
+                continue
+            targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        if any(folder_name in t for t in targets):
+            return int(pid)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process through /proc")
+def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(reference, tmp_path):
+    """Real submitit subprocesses: the preemption signal makes the run checkpoint and
+    hand over to submitit, which requeues it; the requeued job resumes and completes."""
+    sweep = tmp_path / "sw"
+    args = [
+        "-m",
+        "hydra/launcher=submitit_local",
+        "seed=1",
+        "trainer.epochs=100,2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    proc = start(args, tmp_path)
+    checkpoint = wait_for((sweep, f"*epochs=100/{FILENAME}"), proc, timeout=120)
+    deadline = time.monotonic() + 30
+    while (pid := _task_pid(checkpoint.parent.name)) is None:
+        assert time.monotonic() < deadline, "no submitit task process found"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGUSR2)  # what submitit's local controller sends before a timeout
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert "sweep of 2 runs: 2 completed" in err
+    log = (checkpoint.parent / "adaptrun.log").read_text()
+    assert "stopped by SIGUSR2" in log and "resuming from" in log
+    submitit_logs = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert "Requeued job" in submitit_logs
+    assert comparable(read_metrics(checkpoint.parent)) == reference
+
+
+def test_slurm_preset_configures_submitit_for_requeue():
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "config",
+            ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.gpus_per_node == 1
+    assert launcher.signal_delay_s == 120 and launcher.max_num_timeout == 10
+    assert launcher.array_parallelism == 64 and launcher.timeout_min == 240
