@@ -99,15 +99,14 @@ def train(
         at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
         if not tracker.end_epoch(step, evaluate if at_epoch_end else None):
             return "diverged"
-        more = (
-            step < total or loop.lbfgs_steps
-        )  # nothing to resume once all that is left is the end
-        if more and stop_after(Position(step, epoch + 1, 0), saver.due_at_epoch_end(epoch)):
+        # at the end only the L-BFGS phase can still be resumed: it starts from this save
+        due = saver.due_at_epoch_end(epoch) or step >= total
+        if (step < total or loop.lbfgs_steps) and stop_after(Position(step, epoch + 1, 0), due):
             return "interrupted"
         if step >= total:
             break
     if loop.lbfgs_steps:
-        status = lbfgs(model, task, tracker, loop, max(step, total), evaluate)
+        status = lbfgs(model, task, tracker, loop, step, evaluate)
         if status != "completed":
             return status
     return "completed" if tracker.end_training(evaluate) else "diverged"

@@ -18,7 +18,9 @@ from tbparse import SummaryReader
 
 from adaptrun.checkpoint import FILENAME, Position, load
 from adaptrun.errors import UserError
+from adaptrun.interrupt import STOP
 from adaptrun.run import run
+from adaptrun.track import Tracker
 
 ARGS = ["trainer.epochs=100", "seed=3"]  # ~2300 steps: long enough to stop mid-way
 OVERRIDES = dict(a.split("=") for a in ARGS)
@@ -156,3 +158,40 @@ def test_checkpoints_every_n_steps_record_where_the_loop_stood(tmp_path, monkeyp
         Position(30, 1, 7),
         Position(40, 1, 17),
     ]
+
+
+@pytest.fixture
+def clear_stop():
+    yield
+    STOP.signum = None  # a stop is sticky within a process (a sweep starts no more runs)
+
+
+def test_a_run_stopped_in_its_lbfgs_phase_redoes_that_phase_from_its_checkpoint(
+    tmp_path, monkeypatch, clear_stop
+):
+    args = [
+        "task=function",
+        "dataset=discontinuous",
+        "trainer.epochs=30",
+        "trainer.lbfgs_steps=5",
+        "trainer.eval_every=5",
+    ]
+    reference = run(compose_config(args), tmp_path / "reference")
+
+    original = Tracker.train_step
+
+    def signal_at_step_33(self, step, *rest, **kw):
+        if step == 33:  # the third L-BFGS iteration (30 full-batch Adam steps before)
+            signal.raise_signal(signal.SIGUSR1)
+        return original(self, step, *rest, **kw)
+
+    folder = tmp_path / "stopped"
+    monkeypatch.setattr(Tracker, "train_step", signal_at_step_33)
+    stopped = run(compose_config(args), folder)
+    assert stopped["status"] == "interrupted" and stopped["steps"] == 33
+    assert torch.load(folder / FILENAME, weights_only=True)["position"]["step"] == 30
+    monkeypatch.setattr(Tracker, "train_step", original)
+    STOP.signum = None  # a new process, as after a requeue
+    resumed = run(compose_config(args), folder)
+    assert comparable(resumed) == comparable(reference)
+    assert loss_points(folder) == loss_points(tmp_path / "reference")
