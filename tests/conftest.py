@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +38,28 @@ def run_cli(args: Sequence[str], cwd: Path, timeout: float = 120) -> subprocess.
         text=True,
         timeout=timeout,
     )
+
+
+def start_cli(args: Sequence[str], cwd: Path) -> subprocess.Popen:
+    """``python -m adaptrun ARGS`` started in the background, for tests that signal it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "adaptrun", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(folder: Path, pattern: str, proc: subprocess.Popen, timeout: float = 90) -> Path:
+    """The first path matching ``pattern`` under ``folder`` once it exists; fails if the
+    process ends first or nothing appears in time."""
+    deadline = time.monotonic() + timeout
+    while not (found := sorted(folder.glob(pattern))):
+        assert proc.poll() is None, f"ended before {pattern} appeared: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no {folder / pattern} after {timeout}s"
+        time.sleep(0.02)
+    return found[0]
 
 
 def run_dirs(root: Path) -> list[Path]:

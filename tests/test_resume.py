@@ -7,13 +7,11 @@ import logging
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, events, read_metrics, run_cli
+from conftest import compose_config, events, read_metrics, run_cli, start_cli, wait_for
 from tbparse import SummaryReader
 
 from adaptrun.checkpoint import FILENAME, Position, load
@@ -42,24 +40,6 @@ def loss_points(run_dir: Path) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars("train/loss")]
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path.name} appeared"
-        assert time.monotonic() < deadline, f"no {path} after {timeout}s"
-        time.sleep(0.02)
-
-
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "adaptrun", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """The same configuration trained without interruption."""
@@ -74,7 +54,7 @@ def stopped(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     cwd = tmp_path_factory.mktemp("stopped")
     folder = cwd / "run"
     proc = start_cli([*ARGS, f"hydra.run.dir={folder}"], cwd)
-    wait_for(folder / FILENAME, proc)
+    wait_for(folder, FILENAME, proc)
     proc.send_signal(signal.SIGUSR1)
     out, err = proc.communicate(timeout=60)
     return folder, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

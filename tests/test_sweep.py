@@ -15,7 +15,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
-from conftest import compose_config, read_metrics, run_cli
+from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
 
 from adaptrun.checkpoint import FILENAME
@@ -172,35 +172,13 @@ def reference(tmp_path_factory) -> dict:
     return comparable(run(compose_config([*ARGS, "seed=1"]), folder))
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "adaptrun", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(path_glob: tuple[Path, str], proc: subprocess.Popen, timeout: float = 90) -> Path:
-    folder, pattern = path_glob
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(folder.glob(pattern))
-        if found:
-            return found[0]
-        assert proc.poll() is None, f"sweep ended before {pattern}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no {pattern} after {timeout}s"
-        time.sleep(0.02)
-
-
 def test_a_stopped_sweep_resumes_when_run_again(reference, tmp_path):
     """SIGTERM stops the sweep at a step boundary; the rest is not started; the rerun
     resumes the stopped run to the metrics of an uninterrupted one."""
     sweep = tmp_path / "sw"
     args = ["-m", "seed=1", "trainer.epochs=100,2", f"hydra.sweep.dir={sweep}"]
-    proc = start(args, tmp_path)
-    checkpoint = wait_for((sweep, f"*epochs=100/{FILENAME}"), proc)
+    proc = start_cli(args, tmp_path)
+    checkpoint = wait_for(sweep, f"*epochs=100/{FILENAME}", proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
@@ -245,8 +223,8 @@ def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(ref
         "trainer.epochs=100,2",
         f"hydra.sweep.dir={sweep}",
     ]
-    proc = start(args, tmp_path)
-    checkpoint = wait_for((sweep, f"*epochs=100/{FILENAME}"), proc, timeout=120)
+    proc = start_cli(args, tmp_path)
+    checkpoint = wait_for(sweep, f"*epochs=100/{FILENAME}", proc, timeout=120)
     deadline = time.monotonic() + 30
     while (pid := _task_pid(checkpoint.parent.name)) is None:
         assert time.monotonic() < deadline, "no submitit task process found"
