@@ -41,7 +41,8 @@ class FailFast(Callback):
     """Refuse an unwritable output folder or an impossible config with one line, exit 2;
     at the end of a sweep, summarise what became of each run."""
 
-    jobs: list[list[str]] = []  # noqa: RUF012  (set per sweep in on_multirun_start)
+    def __init__(self) -> None:
+        self.jobs: list[list[str]] = []  # each job's overrides, set in on_multirun_start
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)

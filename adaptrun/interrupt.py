@@ -10,15 +10,12 @@ requeues the job; the requeued job resumes from that checkpoint.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -38,12 +35,10 @@ class StopRequest:
         return self.signum is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # only a flag: logging or I/O inside a signal handler can interleave with the
+        # record being written when the signal came; the run logs the stop itself
         if self.signum is None:
             self.signum = signum
-            log.warning(
-                "%s received: checkpointing at the next step boundary, then stopping",
-                signal.Signals(signum).name,
-            )
 
     def hand_over(self) -> None:
         """Give the signal to whoever handled it before us (submitit: requeue the job)."""
