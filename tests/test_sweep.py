@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir
 
 from adaptrun.checkpoint import FILENAME
 from adaptrun.cli import config_dir
+from adaptrun.report.cli import main as report_main
 from adaptrun.run import run
 
 EPOCHS = "trainer.epochs=2"
@@ -134,6 +135,14 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     image = plt.imread(sweep / "train_loss.png")
     assert image.shape[:2] == (456, 1200)  # one panel per dataset: two side by side
     assert image[..., :3].std() > 0.05  # not blank
+
+
+def test_report_refuses_a_metric_no_run_has(failing_sweep, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report_main([str(failing_sweep[0]), "--metric", "final_test_accuracy"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no run has metric 'final_test_accuracy'; valid: " in err and "final_test_acc," in err
 
 
 def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):

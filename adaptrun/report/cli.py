@@ -29,6 +29,12 @@ def report(sweep_dir: Path, metric: str | None = None) -> list[Path]:
         )
     grid = build_grid(runs)
     key = metric or f"final_{primary_metric(grid)}"
+    known = sorted(
+        {k for r in runs for k, v in r.metrics.items() if isinstance(v, (int, float))}
+        - {"steps", "epochs", "wall_seconds", "seconds_per_step"}
+    )
+    if metric and known and metric not in known:
+        raise ValueError(f"no run has metric {metric!r}; valid: {', '.join(known)}")
     out = Path(sweep_dir)
     written = [
         out / "report.md",
@@ -51,7 +57,11 @@ def report(sweep_dir: Path, metric: str | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="adaptrun-report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="adaptrun-report",
+        description="Write a sweep's tables (report.md, results.csv, convergence.csv) and "
+        "training-loss plot (train_loss.png) into its folder.",
+    )
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or any folder of runs)")
     parser.add_argument(
         "--metric",
@@ -63,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"adaptrun-report: error: {args.sweep_dir} is not a folder\n")
     try:
         written = report(args.sweep_dir, args.metric)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"adaptrun-report: error: {exc}\n")
     for path in written:
         print(path)
