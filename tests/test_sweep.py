@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
@@ -21,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from adaptrun.checkpoint import FILENAME
 from adaptrun.cli import config_dir
 from adaptrun.report.cli import main as report_main
+from adaptrun.report.plots import band
 from adaptrun.run import run
 
 EPOCHS = "trainer.epochs=2"
@@ -135,6 +137,16 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     image = plt.imread(sweep / "train_loss.png")
     assert image.shape[:2] == (456, 1200)  # one panel per dataset: two side by side
     assert image[..., :3].std() > 0.05  # not blank
+
+
+def test_loss_band_is_taken_in_log_space_at_the_epochs_all_runs_share():
+    a = (np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.1, 0.01]))
+    b = (np.array([1.0, 2.0]), np.array([100.0, 0.001]))
+    x, mean, std = band([a, b])
+    assert x.tolist() == [1.0, 2.0]
+    assert mean.tolist() == pytest.approx([1.0, -2.0])  # log10: (0 + 2) / 2, (-1 - 3) / 2
+    assert std.tolist() == pytest.approx([2**0.5, 2**0.5])
+    assert (10 ** (mean - 2 * std) > 0).all()
 
 
 def test_report_refuses_a_metric_no_run_has(failing_sweep, capsys):

@@ -1,5 +1,5 @@
-"""Training loss against epochs on a log scale, mean and a +/- 2 std band over seeds,
-one panel per row of the table (as in the locally-adaptive paper's benchmark figures)."""
+"""Training loss against epochs on a log scale with a +/- 2 std band over seeds, one
+panel per row of the table (as in the locally-adaptive paper's benchmark figures)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,17 @@ def loss_curve(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def band(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
-    """Mean and std over curves at the epochs all of them share."""
+    """Epochs all curves share, and the mean and std of log10(loss) over curves there.
+
+    On a log axis the band is taken in log space: a linear mean - 2 std would go below
+    zero for any spread-out start and cannot be drawn.
+    """
     shared = curves[0][0]
     for x, _ in curves[1:]:
         shared = np.intersect1d(shared, x)
-    ys = np.stack([y[np.isin(x, shared)] for x, y in curves])
-    return shared, ys.mean(0), ys.std(0, ddof=1) if len(ys) > 1 else np.zeros(len(shared))
+    logs = np.log10(np.stack([np.maximum(y[np.isin(x, shared)], 1e-30) for x, y in curves]))
+    std = logs.std(0, ddof=1) if len(logs) > 1 else np.zeros(len(shared))
+    return shared, logs.mean(0), std
 
 
 def plot_losses(grid: Grid, path: Path) -> Path:
@@ -64,9 +69,9 @@ def plot_losses(grid: Grid, path: Path) -> Path:
                 )
                 continue
             x, mean, std = band(curves)
-            (line,) = ax.plot(x, mean, label=name, linewidth=1.2)
-            low = np.clip(mean - 2 * std, mean.min() * 1e-3 if mean.min() > 0 else 1e-12, None)
-            ax.fill_between(x, low, mean + 2 * std, color=line.get_color(), alpha=0.2)
+            (line,) = ax.plot(x, 10**mean, label=name, linewidth=1.2)
+            low, high = 10 ** (mean - 2 * std), 10 ** (mean + 2 * std)
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
         ax.set_yscale("log")
         ax.set_title(row, fontsize=10)
         ax.set_xlabel("epoch")
@@ -75,7 +80,9 @@ def plot_losses(grid: Grid, path: Path) -> Path:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(rows) :]:
         ax.axis("off")
-    fig.suptitle("training loss: mean ± 2 std over seeds/folds", fontsize=11)
+    fig.suptitle(
+        "training loss: geometric mean, band ± 2 std of log10 over seeds/folds", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
