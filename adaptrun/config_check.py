@@ -11,6 +11,7 @@ from adaptrun.activations import ActivationSpec, SpecError
 from adaptrun.errors import ConfigError, is_count, require
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
+from adaptrun.stack import check_stack
 from adaptrun.tasks import TASKS, check_task, task_input_shape
 from adaptrun.train import PRECISIONS
 
@@ -111,3 +112,4 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             f"optimizer=molf trains fixed activations and adact, not {variant}",
         )
     check_targets(cfg["targets"], TASKS[task].GOALS)
+    check_stack(cfg)

@@ -12,9 +12,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 class Progress:
     """Steps done out of the total, with the epoch, running loss and last test metric."""
 
-    def __init__(self, total_steps: int, steps_per_epoch: int) -> None:
+    def __init__(self, total_steps: int, steps_per_epoch: int, enabled: bool = True) -> None:
         self.steps_per_epoch = steps_per_epoch
-        self.bar = tqdm(total=total_steps, unit="step", disable=None, dynamic_ncols=True)
+        disable = None if enabled else True  # None: tqdm shows a bar only on a terminal
+        self.bar = tqdm(total=total_steps, unit="step", disable=disable, dynamic_ncols=True)
         self.values: dict[str, str] = {}
 
     @property

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import random
@@ -23,6 +25,7 @@ from adaptrun.events import truncate_events
 from adaptrun.interrupt import STOP
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
+from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
 from adaptrun.steps import build_step
 from adaptrun.tasks import build_task
 from adaptrun.track import Tracker, write_failure
@@ -102,10 +105,42 @@ def _figures(task: Any, model: torch.nn.Module) -> Callable[[], dict[str, Any]] 
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a job: its config, folder and what its metrics.json is tagged with."""
+
+    cfg: DictConfig
+    run_dir: Path
+    hparams: dict[str, Any]
+    config_hash: str
+
+
+def run_specs(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any]) -> list[RunSpec]:
+    """The job's runs: itself, or with trainer.stack = R the seeds seed .. seed+R-1, each
+    in ``<run_dir>/seed=<k>`` with the config (and hash) a separate run of that seed has."""
+    stack = int(cfg.trainer.stack)
+    if stack == 1:
+        config = flat_config(OmegaConf.to_container(cfg, resolve=True))
+        return [RunSpec(cfg, run_dir, {**describe(cfg), **overrides}, fingerprint(config))]
+    specs = []
+    for seed in range(cfg.seed, cfg.seed + stack):
+        one = copy.deepcopy(cfg)
+        one.seed, one.trainer.stack = seed, 1
+        folder = run_dir / f"seed={seed}"
+        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(one, folder / ".hydra" / "config.yaml")  # what the report reads
+        given = {k: v for k, v in overrides.items() if k != "trainer.stack"}
+        hparams = {**describe(one), **given, "seed": str(seed)}
+        config = flat_config(OmegaConf.to_container(one, resolve=True))
+        specs.append(RunSpec(one, folder, hparams, fingerprint(config)))
+    return specs
+
+
 def run(
     cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Train one configuration into ``run_dir``; returns what metrics.json holds.
+    """Train one configuration into ``run_dir``; returns what metrics.json holds (with
+    trainer.stack > 1: the overall status and each run's metrics under ``runs``).
 
     A ConfigError from the config check means nothing was started. A folder whose run
     already completed (or diverged) is left as it is; one with a checkpoint resumes
@@ -114,54 +149,62 @@ def run(
     """
     check_config(cfg)
     run_dir = Path(run_dir)
-    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
-    meta = {"config_hash": fingerprint(config)}
-    hparams = {**describe(cfg), **(overrides or {})}
-    finished = finished_run(run_dir, meta["config_hash"])
-    if finished is not None:
-        log.info("%s already %s: skipped", run_dir, finished["status"])
-        return {**finished, "skipped": True}
+    specs = run_specs(cfg, run_dir, overrides or {})
+    finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
+    if all(m is not None for m in finished):
+        for spec, metrics in zip(specs, finished, strict=True):
+            log.info("%s already %s: skipped", spec.run_dir, metrics["status"])
+        return {**_combined(finished), "skipped": True}
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
         return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
+    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
     with STOP.installed():
-        return _train(cfg, run_dir, config, hparams, meta)
+        return _train(cfg, run_dir, config, specs)
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's metrics, or a stack's: completed only if every run completed."""
+    if len(runs) == 1:
+        return runs[0]
+    statuses = {m["status"] for m in runs}
+    status = next((s for s in ("interrupted", "failed", "diverged") if s in statuses), "completed")
+    errors = [m["error"] for m in runs if m.get("error")]
+    steps = runs[0].get("steps")
+    return {"status": status, "error": errors[0] if errors else None, "steps": steps, "runs": runs}
 
 
 def _train(
-    cfg: DictConfig,
-    run_dir: Path,
-    config: Mapping[str, Any],
-    hparams: Mapping[str, Any],
-    meta: Mapping[str, Any],
+    cfg: DictConfig, run_dir: Path, config: Mapping[str, Any], specs: list[RunSpec]
 ) -> dict[str, Any]:
     try:
-        seed_everything(cfg.seed)
         device = resolve_device(cfg.trainer.device)
-        task = build_task(cfg, device)
         factory = ActivationFactory(check_activation(cfg.activation))
-        model = build_model(cfg.model, task.input_shape, task.num_outputs, factory).to(device)
+        tasks, models = [], []
+        for spec in specs:
+            seed_everything(spec.cfg.seed)
+            task = tasks[0].with_seed(spec.cfg.seed) if tasks else build_task(spec.cfg, device)
+            shape, outputs = task.input_shape, task.num_outputs
+            tasks.append(task)
+            models.append(build_model(cfg.model, shape, outputs, factory).to(device))
+        stacked = len(specs) > 1
+        model = stack_models(models) if stacked else models[0]
+        task = StackedTask(tasks, models) if stacked else tasks[0]
         loop = Loop.from_config(cfg.trainer)
         total = loop.total_steps(task.steps_per_epoch)
         optimizer = build_optimizer(model, cfg.optimizer)
         schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
         resumed = checkpoint.load(run_dir / checkpoint.FILENAME, config)
-        truncate_events(run_dir, resumed["saved_at"] if resumed else None)
-        tracker = Tracker(
-            run_dir,
-            model,
-            task.goals,
-            OmegaConf.to_container(cfg.targets),
-            task.steps_per_epoch,
-            total + loop.lbfgs_steps,
-            cfg.trainer.log_every,
-            hparams,
-            figures=_figures(task, model),
-            figure_steps=list(cfg.trainer.figures_at),
-            purge_step=resumed["position"]["step"] + 1 if resumed else None,
-        )
+        trackers = [
+            _tracker(
+                cfg, spec, models[r], tasks[r], total + loop.lbfgs_steps, resumed, specs[0].run_dir
+            )
+            for r, spec in enumerate(specs)
+        ]
+        tracker = StackedTracker(trackers) if stacked else trackers[0]
     except Exception as exc:
         _log_failure(exc)
-        write_failure(run_dir, describe_error(exc), hparams, meta)
+        for spec in specs:
+            write_failure(spec.run_dir, describe_error(exc), spec.hparams, _meta(spec))
         raise
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "tracker": tracker}
     saver = checkpoint.Checkpoints(
@@ -174,16 +217,28 @@ def _train(
     start = saver.apply(resumed) if resumed else checkpoint.Position()
     if resumed:
         log.info("resuming from %s at step %d", saver.path, start.step)
-    log.info("training %s on %s for %d steps (%s)", cfg.model.name, cfg.dataset.name, total, device)
+    runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
+    log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
     try:
-        step_fn = build_step(model, task, cfg.trainer.compile, cfg.trainer.precision, cfg.optimizer)
-        with tracker.progress.logging():
+        if stacked:
+            step_fn = stacked_step(model, models[0], task, cfg.trainer.precision)
+        else:
+            step_fn = build_step(
+                model, task, cfg.trainer.compile, cfg.trainer.precision, cfg.optimizer
+            )
+        with trackers[0].progress.logging():
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
         _log_failure(exc)
-        tracker.finish("failed", error=describe_error(exc), extra=meta)
+        for spec, one in zip(specs, trackers, strict=True):
+            one.finish("failed", error=describe_error(exc), extra=_meta(spec))
         raise
-    metrics = tracker.finish(status, extra=meta)
+    metrics = _combined(
+        [
+            one.finish(tracker.status_of(r, status) if stacked else status, extra=_meta(spec))
+            for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
+        ]
+    )
     if status == "interrupted":
         log.warning(
             "stopped by %s at step %d; run again in %s to resume", STOP.name, tracker.step, run_dir
@@ -191,7 +246,37 @@ def _train(
         STOP.hand_over()  # inside a submitit job: requeue it (this does not return)
         return metrics
     saver.remove()
-    log.info(
-        "%s after %d steps; metrics in %s", status, metrics["steps"], Path(run_dir) / "metrics.json"
-    )
+    log.info("%s after %d steps; metrics.json in %s", metrics["status"], tracker.step, run_dir)
     return metrics
+
+
+def _meta(spec: RunSpec) -> dict[str, Any]:
+    return {"config_hash": spec.config_hash}
+
+
+def _tracker(
+    cfg: DictConfig,
+    spec: RunSpec,
+    model: torch.nn.Module,
+    task: Any,
+    total_steps: int,
+    resumed: Mapping[str, Any] | None,
+    first_dir: Path,
+) -> Tracker:
+    """A run's tracker; on resume its folder's events are first trimmed to the checkpoint."""
+    truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
+    return Tracker(
+        spec.run_dir,
+        model,
+        task.goals,
+        OmegaConf.to_container(cfg.targets),
+        task.steps_per_epoch,
+        total_steps,
+        cfg.trainer.log_every,
+        spec.hparams,
+        figures=_figures(task, model),
+        figure_steps=list(cfg.trainer.figures_at),
+        purge_step=resumed["position"]["step"] + 1 if resumed else None,
+        name=spec.run_dir.name if int(cfg.trainer.stack) > 1 else "",
+        show_progress=spec.run_dir == first_dir,  # one bar for a stack of runs
+    )

@@ -49,6 +49,8 @@ class Tracker:
         figures: Callable[[], Mapping[str, Any]] | None = None,
         figure_steps: Sequence[int] = (),
         purge_step: int | None = None,
+        name: str = "",
+        show_progress: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
@@ -69,7 +71,8 @@ class Tracker:
         self._lr = 0.0
         # purge_step: a resumed run tells TensorBoard to forget later points of the last try
         self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
-        self.progress = Progress(total_steps, steps_per_epoch)
+        self.name = name  # tells stacked runs apart in the shared log
+        self.progress = Progress(total_steps, steps_per_epoch, enabled=show_progress)
         self.start = time.perf_counter()
 
     def state_dict(self) -> dict[str, Any]:
@@ -119,7 +122,8 @@ class Tracker:
         if self.figures is not None and (final or step in self.figure_steps):
             self._draw(step)
         shown = ", ".join(f"{k}={v[-1].value:.4g}" for k, v in self.history.items() if v)
-        log.info("step %d (epoch %.2f): %s", step, step / self.steps_per_epoch, shown)
+        prefix = f"{self.name}: " if self.name else ""
+        log.info("%sstep %d (epoch %.2f): %s", prefix, step, step / self.steps_per_epoch, shown)
 
     def end_epoch(self, step: int, evaluate: Callable[[], Mapping[str, float]] | None) -> bool:
         """Flush the train loss and evaluate if asked (unless just done); False if diverged."""

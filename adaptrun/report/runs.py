@@ -76,6 +76,8 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
         config = flat_config(OmegaConf.to_container(OmegaConf.load(config_file), resolve=False))
+        if int(config.get("trainer.stack") or 1) > 1:
+            continue  # a job of stacked runs: each run has a folder of its own below it
         metrics_file = folder / "metrics.json"
         metrics: dict[str, Any] = {}
         if metrics_file.exists():
@@ -89,11 +91,12 @@ def load_runs(sweep_dir: Path) -> list[Run]:
 
 def _job_num(folder: Path) -> int:
     """The run's number in its sweep, so columns follow the command line's order."""
-    hydra_file = folder / ".hydra" / "hydra.yaml"
-    if not hydra_file.exists():
-        return -1
-    num = OmegaConf.load(hydra_file).hydra.job.get("num")
-    return num if isinstance(num, int) else -1
+    for job_dir in (folder, folder.parent):  # a stacked run's job is its parent folder
+        hydra_file = job_dir / ".hydra" / "hydra.yaml"
+        if hydra_file.exists():
+            num = OmegaConf.load(hydra_file).hydra.job.get("num")
+            return num if isinstance(num, int) else -1
+    return -1
 
 
 def varying(runs: Sequence[Run]) -> list[str]:

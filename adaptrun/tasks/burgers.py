@@ -101,6 +101,10 @@ class BurgersTask:
         scale = torch.tensor([1.0, 2.0])
         return lambda xt: model(xt * scale.to(xt.device) + shift.to(xt.device))
 
+    def with_seed(self, seed: int) -> BurgersTask:
+        """Points and batches do not depend on the run's seed: the same task serves all."""
+        return self
+
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         yield self.batch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from typing import ClassVar
@@ -70,6 +71,13 @@ class ClassificationTask:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.data.train) / self.batch_size)
+
+    def with_seed(self, seed: int) -> ClassificationTask:
+        """The same data (shared, not copied) with another run's batch order and
+        augmentation; stacked runs use one per seed."""
+        task = copy.copy(self)
+        task.seed = seed
+        return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         """The epoch's shuffled, augmented batches; they depend only on (seed, epoch)."""

@@ -63,6 +63,10 @@ class FunctionTask:
     num_outputs = 1
     steps_per_epoch = 1
 
+    def with_seed(self, seed: int) -> FunctionTask:
+        """Points and batches do not depend on the run's seed: the same task serves all."""
+        return self
+
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         yield self.x_train, self.y_train
 

@@ -1,0 +1,237 @@
+"""Stacked runs: several seeds of one small model trained in one process with torch.func.
+
+Small models (MLPs, physics-informed networks) leave a GPU mostly idle; training R
+seeds as one model whose parameters carry a leading run dimension, with the forward
+pass vmapped over it, keeps it busy. Each run still gets its own folder, tracker,
+metrics.json and TensorBoard events: the same numbers a separate run writes, up to
+float rounding (a batched matrix product sums in another order).
+
+Why this is exact: each run's loss depends only on its own slice of the stacked
+parameters, so the gradient of the summed losses is each run's own gradient; Adam and
+SGD (momentum, weight decay) act elementwise, so one optimizer over the stacked
+tensors takes each run's own step; the schedule is the same for every run.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from adaptrun.activations import model_penalty
+from adaptrun.errors import require
+
+# Models with neither BatchNorm (running statistics are updated in place) nor dropout
+# (its random mask would differ from a separate run's).
+STACKABLE = ("mlp", "mlp1", "vgg")
+
+
+def check_stack(cfg: Mapping[str, Any]) -> None:
+    """trainer.stack > 1 needs what stacking can reproduce exactly."""
+    stack = cfg["trainer"]["stack"]
+    require(
+        isinstance(stack, int) and not isinstance(stack, bool) and stack >= 1,
+        "trainer.stack",
+        f"must be an integer >= 1 (got {stack!r})",
+    )
+    if stack == 1:
+        return
+    model = cfg["model"]
+    no_dropout = model["name"] == "lenet" and float(model.get("dropout", 0)) == 0
+    require(
+        model["name"] in STACKABLE or no_dropout,
+        "trainer.stack",
+        f"stacks mlp, mlp1, vgg and lenet without dropout (no BatchNorm, no dropout); "
+        f"got model={model['name']}",
+    )
+    require(
+        cfg["optimizer"]["name"] in ("adam", "sgd"),
+        "trainer.stack",
+        "stacks adam and sgd runs (elementwise updates); use trainer.stack=1 with molf",
+    )
+    require(
+        cfg["trainer"]["lbfgs_steps"] == 0,
+        "trainer.stack",
+        "L-BFGS's line search would couple the stacked runs; use trainer.stack=1",
+    )
+    require(
+        not cfg["trainer"]["compile"],
+        "trainer.stack",
+        "stacked runs are not compiled yet; use trainer.compile=false",
+    )
+
+
+def stack_models(models: Sequence[nn.Module]) -> nn.Module:
+    """A copy of ``models[0]`` whose every parameter is the stack of the runs' own.
+
+    Parameters shared between modules (the global slope) stay shared. The module tree is
+    kept, so the optimizer groups the stacked parameters exactly as it groups one run's.
+    """
+    stacked = copy.deepcopy(models[0])
+    names = dict(stacked.named_parameters())  # shared parameters appear once
+    per_run = [dict(m.named_parameters()) for m in models]
+    replace = {
+        id(param): nn.Parameter(
+            torch.stack([run[name].detach() for run in per_run]),
+            requires_grad=param.requires_grad,
+        )
+        for name, param in names.items()
+    }
+    for module in stacked.modules():
+        for key, param in module._parameters.items():
+            if param is not None:
+                module._parameters[key] = replace[id(param)]
+    return stacked
+
+
+def unstack_into(stacked: nn.Module, models: Sequence[nn.Module]) -> None:
+    """Copy each run's slice of the stacked parameters into its own model."""
+    with torch.no_grad():
+        stacked_params = dict(stacked.named_parameters())
+        for r, model in enumerate(models):
+            for name, param in model.named_parameters():
+                param.copy_(stacked_params[name][r])
+
+
+class StackedTask:
+    """The runs' tasks as one: batches stacked on a leading run dimension."""
+
+    def __init__(self, tasks: Sequence[Any], models: Sequence[nn.Module]) -> None:
+        self.tasks = list(tasks)
+        self.models = list(models)  # each run's own model, synced before evaluation
+        first = self.tasks[0]
+        self.steps_per_epoch = first.steps_per_epoch
+        self.goals = first.goals
+        self.functional_step = getattr(first, "functional_step", False)
+
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        streams = [task.train_batches(epoch) for task in self.tasks]
+        for batches in zip(*streams, strict=True):
+            yield tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
+
+    def loss_terms(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """One run's loss and penalty (``model`` holds that run's parameters)."""
+        task = self.tasks[0]
+        if self.functional_step:  # input derivatives through torch.func, safe in vmap
+            loss = task.loss(model, batch, functional=True)
+        else:
+            loss = task.loss(model, batch)
+        return loss, model_penalty(model)
+
+    def evaluate(self, stacked: nn.Module) -> list[dict[str, float]]:
+        """Each run's metrics, computed by its own task on its own model."""
+        unstack_into(stacked, self.models)
+        return [task.evaluate(model) for task, model in zip(self.tasks, self.models, strict=True)]
+
+
+def stacked_step(
+    stacked: nn.Module, template: nn.Module, task: StackedTask, precision: str = "fp32"
+) -> Callable[[Any], tuple[torch.Tensor, torch.Tensor]]:
+    """Forward all runs at once (vmap over the stacked parameters and batches), then one
+    backward of the summed losses; returns each run's loss and penalty, shape (R,)."""
+    objective = _Objective(template, task)
+    device = next(stacked.parameters()).device
+
+    def one_run(params: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
+        return functional_call(objective, {f"model.{k}": v for k, v in params.items()}, (batch,))
+
+    def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
+            losses, penalties = vmap(one_run)(dict(stacked.named_parameters()), batch)
+        (losses + penalties).sum().backward()
+        return losses.detach(), penalties.detach()
+
+    return step
+
+
+class _Objective(nn.Module):
+    """A run's loss and penalty as one module, so functional_call swaps every parameter
+    (the slopes model_penalty reads included)."""
+
+    def __init__(self, model: nn.Module, task: StackedTask) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task
+
+    def forward(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.task.loss_terms(self.model, batch)
+
+
+class StackedTracker:
+    """Fans the loop's records out to each run's own tracker.
+
+    A run whose loss stops being finite is finished as diverged on its own; the stack
+    goes on while any run is alive.
+    """
+
+    def __init__(self, trackers: Sequence[Any]) -> None:
+        self.trackers = list(trackers)
+        self.alive = [True] * len(self.trackers)
+        self.writer = _Writers(self.trackers)
+
+    @property
+    def step(self) -> int:
+        return self.trackers[0].step
+
+    def _each(self, fn: Callable[[int, Any], bool]) -> bool:
+        for r, tracker in enumerate(self.trackers):
+            if self.alive[r] and not fn(r, tracker):
+                self.alive[r] = False
+        return any(self.alive)
+
+    def train_step(self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float) -> bool:
+        return self._each(lambda r, t: t.train_step(step, loss[r], penalty[r], lr))
+
+    def evaluate(self, step: int, metrics: Sequence[Mapping[str, float]]) -> None:
+        self._each(lambda r, t: t.evaluate(step, metrics[r]) or True)
+
+    def end_epoch(self, step: int, evaluate: Callable[[], Sequence[Mapping]] | None) -> bool:
+        per_run = _Shared(evaluate) if evaluate is not None else None
+        return self._each(lambda r, t: t.end_epoch(step, per_run.of(r) if per_run else None))
+
+    def end_training(self, evaluate: Callable[[], Sequence[Mapping]]) -> bool:
+        per_run = _Shared(evaluate)
+        return self._each(lambda r, t: t.end_training(per_run.of(r)))
+
+    def status_of(self, r: int, status: str) -> str:
+        """A run that diverged on its own says so, whatever the stack as a whole did."""
+        return status if self.alive[r] else "diverged"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alive": list(self.alive), "runs": [t.state_dict() for t in self.trackers]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.alive = list(state["alive"])
+        for tracker, run_state in zip(self.trackers, state["runs"], strict=True):
+            tracker.load_state_dict(run_state)
+
+
+class _Shared:
+    """Evaluate all runs once, however many of their trackers ask."""
+
+    def __init__(self, evaluate: Callable[[], Sequence[Mapping[str, float]]]) -> None:
+        self.evaluate = evaluate
+        self.metrics: Sequence[Mapping[str, float]] | None = None
+
+    def of(self, r: int) -> Callable[[], Mapping[str, float]]:
+        def metrics() -> Mapping[str, float]:
+            if self.metrics is None:
+                self.metrics = self.evaluate()
+            return self.metrics[r]
+
+        return metrics
+
+
+class _Writers:
+    """``tracker.writer.flush()`` for the checkpoint: flushes every run's writer."""
+
+    def __init__(self, trackers: Sequence[Any]) -> None:
+        self.trackers = trackers
+
+    def flush(self) -> None:
+        for tracker in self.trackers:
+            tracker.writer.flush()

@@ -1,0 +1,144 @@
+"""Stacked runs (trainer.stack): R seeds trained as one vmapped model give each run the
+folder, metrics.json and TensorBoard points a separate run of that seed gives."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import compose_config, events, read_metrics, run_cli
+
+from adaptrun.config_check import check_config
+from adaptrun.errors import ConfigError
+from adaptrun.report import report
+from adaptrun.run import run
+
+CASES = {
+    # per-neuron slopes with slope recovery: activation parameters in the stack
+    "mlp-slopes": ["activation=neuronwise_slope", "trainer.epochs=2"],
+    # the global slope is one parameter shared by every layer: it must stay shared
+    "function-global": [
+        "task=function",
+        "dataset=discontinuous",
+        "activation=global_slope",
+        "activation.base=tanh",
+        "trainer.epochs=30",
+    ],
+    # convolutions under vmap, each run with its own augmentation stream
+    "vgg-augment": [
+        "model=vgg1",
+        "activation=layerwise",
+        "trainer.max_steps=12",
+        "augmentation=custom",
+        "augmentation.ops=[{op: flip}, {op: crop, padding: 1}]",
+    ],
+}
+EXACT = ("status", "steps", "epochs", "params", "config_hash", "hparams", "error")
+
+
+def assert_same_run(stacked: dict, separate: dict) -> None:
+    """Equal up to float rounding: a batched matmul sums in another order."""
+    for key in EXACT:
+        assert stacked[key] == separate[key], key
+    numbers = [k for k in separate if k.startswith(("final_", "best_")) or k.startswith("auc")]
+    assert numbers
+    for key in numbers:
+        tolerance = 2 / 360 if key.endswith("acc") else 1e-3  # one test image either way
+        assert stacked[key] == pytest.approx(separate[key], rel=1e-3, abs=tolerance), key
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_stacked_run_matches_a_separate_run_of_its_seed(case, tmp_path):
+    args = CASES[case]
+    combined = run(compose_config([*args, "seed=5", "trainer.stack=2"]), tmp_path / "job")
+    assert combined["status"] == "completed" and len(combined["runs"]) == 2
+    for seed in (5, 6):
+        folder = tmp_path / "job" / f"seed={seed}"
+        # as `adaptrun ... seed=<k>` would run it (the CLI puts its overrides in hparams)
+        separate = run(
+            compose_config([*args, f"seed={seed}"]),
+            tmp_path / f"separate{seed}",
+            {"seed": str(seed)},
+        )
+        stacked = read_metrics(folder)
+        assert_same_run(stacked, separate)
+        assert (folder / ".hydra" / "config.yaml").exists()
+        a = events(folder).Scalars("train/loss")
+        b = events(tmp_path / f"separate{seed}").Scalars("train/loss")
+        assert [e.step for e in a] == [e.step for e in b]
+        assert [e.value for e in a] == pytest.approx([e.value for e in b], rel=1e-3)
+    # the seeds really differ: stacking did not train one run R times
+    first, second = combined["runs"]
+    assert first["final_train_loss"] != second["final_train_loss"]
+
+
+def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path):
+    """A stack stopped by a signal resumes to the metrics of an unstopped stack; a
+    finished stack is skipped."""
+    from conftest import start_cli, wait_for
+
+    args = ["trainer.epochs=60", "trainer.stack=2", "seed=1"]
+    reference = run(compose_config(args), tmp_path / "reference")
+    folder = tmp_path / "job"
+    proc = start_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
+    wait_for(folder, "checkpoint.pt", proc)
+    proc.terminate()  # SIGTERM
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert {read_metrics(folder / f"seed={s}")["status"] for s in (1, 2)} == {"interrupted"}
+    result = run_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    for r, seed in enumerate((1, 2)):
+        resumed, expected = read_metrics(folder / f"seed={seed}"), reference["runs"][r]
+        for key in ("final_train_loss", "final_test_acc", "final_test_loss", "steps"):
+            assert resumed[key] == expected[key], key
+    again = run_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
+    assert again.returncode == 0
+    assert again.stdout.count("already completed: skipped") == 2
+
+
+def test_report_shows_stacked_runs_as_runs(tmp_path):
+    sweep = tmp_path / "sw"
+    result = run_cli(
+        [
+            "-m",
+            "activation=relu,global",
+            "trainer.stack=2",
+            "trainer.epochs=2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sweep of 2 runs: 2 completed" in result.stderr
+    report(sweep)
+    table = (sweep / "report.md").read_text().split("## Results")[1].split("##")[0]
+    assert "| mlp/digits | " in table
+    assert table.count("(n=2)") == 2  # two seeds per activation, no container rows
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("model=preact_resnet18", "no BatchNorm, no dropout"),
+        ("model=lenet", "got model=lenet"),  # its dropout
+        ("optimizer=molf", "stacks adam and sgd runs"),
+        ("trainer.lbfgs_steps=5", "L-BFGS"),
+        ("trainer.compile=true", "not compiled yet"),
+    ],
+)
+def test_what_stacking_cannot_reproduce_is_refused(override, reason):
+    args = ["trainer.stack=4", override]
+    if "lbfgs" in override:
+        args += ["task=function", "dataset=discontinuous"]
+    if override == "optimizer=molf":
+        args += ["activation=adact"]
+    if override == "model=lenet":
+        args += ["dataset=mnist"]  # LeNet needs 16x16 or more; nothing is loaded here
+    with pytest.raises(ConfigError, match=r"trainer\.stack") as err:
+        check_config(compose_config(args))
+    assert reason in str(err.value)
+
+
+def test_lenet_without_dropout_stacks():
+    check_config(
+        compose_config(["trainer.stack=2", "model=lenet", "model.dropout=0", "dataset=mnist"])
+    )
