@@ -4,6 +4,7 @@ folder, metrics.json and TensorBoard points a separate run of that seed gives.""
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import compose_config, events, read_metrics, run_cli
 
 from adaptrun.config_check import check_config
@@ -142,3 +143,25 @@ def test_lenet_without_dropout_stacks():
     check_config(
         compose_config(["trainer.stack=2", "model=lenet", "model.dropout=0", "dataset=mnist"])
     )
+
+
+def test_a_run_that_diverges_ends_alone_and_the_stack_goes_on(tmp_path):
+    from torch import nn
+
+    from adaptrun.stack import StackedTracker
+    from adaptrun.track import Tracker
+
+    def tracker(name: str) -> Tracker:
+        goals = {"train_loss": "min"}
+        return Tracker(tmp_path / name, nn.Linear(1, 1), goals, {}, 10, 100, 1, {})
+
+    stack = StackedTracker([tracker("a"), tracker("b")])
+    ok = stack.train_step(1, torch.tensor([0.5, float("nan")]), torch.zeros(2), lr=0.1)
+    assert ok and stack.alive == [True, False]
+    assert stack.train_step(2, torch.tensor([0.4, 0.3]), torch.zeros(2), lr=0.1)
+    assert [stack.status_of(r, "completed") for r in (0, 1)] == ["completed", "diverged"]
+    assert stack.trackers[0].history["train_loss"][-1].value == pytest.approx(0.4)
+    assert stack.trackers[1].step == 1  # nothing recorded after it diverged
+    assert not stack.train_step(3, torch.tensor([float("inf"), 0.2]), torch.zeros(2), lr=0.1)
+    for t in stack.trackers:
+        t.finish("diverged")
