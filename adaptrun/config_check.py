@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from adaptrun.activations import ActivationSpec, SpecError
+from adaptrun.activations.fused import triton_usable
 from adaptrun.errors import ConfigError, is_count, require
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
@@ -20,9 +21,16 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
     try:
-        return ActivationSpec.from_mapping(cfg)
+        spec = ActivationSpec.from_mapping(cfg)
     except SpecError as exc:
         raise ConfigError(f"activation.{exc.field}", exc.message) from None
+    require(
+        spec.impl != "triton" or spec.variant == "fixed" or triton_usable(),
+        "activation.impl",
+        "triton needs a CUDA GPU with Triton installed; use auto (Triton on CUDA, "
+        "PyTorch elsewhere) or torch",
+    )
+    return spec
 
 
 def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:

@@ -11,6 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import torch
+
+if not torch.cuda.is_available():
+    # The fused-kernel tests run Triton's interpreter on CPU tensors. Triton reads this
+    # once, on first use, and a module collected early (torchvision's) may get there
+    # first: so it is set here, before any test module is imported.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -124,3 +124,10 @@ def test_adact_refuses_hinges_that_miss_zero():
     with pytest.raises(SpecError) as info:
         ActivationSpec(variant="adact", init="tanh")
     assert info.value.field == "init"
+
+
+def test_adact_finds_its_zero_hinge_despite_linspace_rounding():
+    # linspace(-2, 2, 7)[3] is 1e-7, not 0: the hinge at 0 must still be found
+    module = AdAct((3,), hinges=7, hinge_range=(-2.0, 2.0))
+    x = torch.linspace(-3, 3, 61).view(-1, 1).expand(-1, 3)
+    torch.testing.assert_close(module(x), torch.relu(x))

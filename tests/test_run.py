@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from conftest import events, read_metrics
 
 from adaptrun.config_check import check_config
@@ -123,3 +124,12 @@ def test_every_shipped_option_passes_the_config_check(compose_cfg):
             elif group == "task":
                 context = [f"dataset={DATASETS_FOR[option.stem][-1]}"]
             check_config(compose_cfg([*context, f"{group}={option.stem}"]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU, impl=triton is valid")
+def test_triton_impl_without_a_gpu_is_refused_with_the_alternatives(compose_cfg, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the kernel tests set it
+    with pytest.raises(ConfigError, match=r"activation\.impl: triton needs a CUDA GPU") as err:
+        check_config(compose_cfg(["activation=neuronwise", "activation.impl=triton"]))
+    assert "use auto" in str(err.value) and "or torch" in str(err.value)
+    check_config(compose_cfg(["activation=neuronwise", "activation.impl=torch"]))

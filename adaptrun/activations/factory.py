@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from adaptrun.activations.bases import BASES, make_base
+from adaptrun.activations.fused import IMPLS
 from adaptrun.activations.piecewise import APL, AdAct
 from adaptrun.activations.piecewise import INITS as PIECEWISE_INITS
 from adaptrun.activations.recovery import NORMALIZATIONS
@@ -48,6 +49,8 @@ class ActivationSpec:
     hinges, hinge_range, init: AdAct's fixed, evenly spaced hinge locations and the
         function (relu | leaky_relu) its learned hinge values start from.
     segments, decay: APL's number of hinge terms and L2 weight on its a and b.
+    impl: ``auto`` (fused Triton kernels on CUDA, PyTorch elsewhere), ``torch`` (the
+        reference) or ``triton``.
     """
 
     variant: str = "fixed"
@@ -62,6 +65,7 @@ class ActivationSpec:
     init: str = "relu"
     segments: int = 5
     decay: float = 0.001
+    impl: str = "auto"
 
     def __post_init__(self) -> None:
         def check(ok: bool, field: str, message: str) -> None:
@@ -129,6 +133,11 @@ class ActivationSpec:
             f"must be >= 0 (got {self.decay!r})",
         )
         check(
+            self.impl in IMPLS,
+            "impl",
+            f"unknown implementation {self.impl!r}; valid: {', '.join(IMPLS)}",
+        )
+        check(
             is_number(self.negative_slope),
             "negative_slope",
             f"must be a number (got {self.negative_slope!r})",
@@ -155,12 +164,14 @@ class ActivationFactory:
             return base
         units = self._units(tuple(int(s) for s in shape))
         if spec.variant == "adact":
-            return AdAct(units, spec.hinges, spec.hinge_range, spec.init, spec.negative_slope)
+            return AdAct(
+                units, spec.hinges, spec.hinge_range, spec.init, spec.negative_slope, spec.impl
+            )
         if spec.variant == "apl":
-            return APL(units, spec.segments, spec.decay)
+            return APL(units, spec.segments, spec.decay, spec.impl)
         a = self._slope_parameter(tuple(int(s) for s in shape))
         return SlopeActivation(
-            base, a, spec.n, spec.variant, spec.slope_recovery, spec.normalization
+            base, a, spec.n, spec.variant, spec.slope_recovery, spec.normalization, spec.impl
         )
 
     def _units(self, shape: tuple[int, ...]) -> tuple[int, ...]:

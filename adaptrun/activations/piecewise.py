@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptrun.activations.fused import fused_adact, fused_apl, use_triton
+
 INITS = ("relu", "leaky_relu")
 
 
@@ -38,6 +40,7 @@ class AdAct(nn.Module):
         hinge_range: Sequence[float] = (-2.0, 2.0),
         init: str = "relu",
         negative_slope: float = 0.01,
+        impl: str = "auto",
     ) -> None:
         super().__init__()
         low, high = float(hinge_range[0]), float(hinge_range[1])
@@ -46,7 +49,9 @@ class AdAct(nn.Module):
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         positions = torch.linspace(low, high, hinges)
-        if not torch.isclose(positions, torch.zeros(())).any():
+        at_zero = positions.abs() <= 1e-6 * (high - low)  # linspace rounds: -2 + 3 * 4/6 != 0
+        positions[at_zero] = 0.0
+        if not at_zero.any():
             raise ValueError(
                 f"AdAct init={init} needs a hinge at 0 to reproduce the kink; use an odd "
                 f"number of hinges over a symmetric range (got {hinges} over [{low}, {high}])"
@@ -57,8 +62,11 @@ class AdAct(nn.Module):
         slope = 0.0 if init == "relu" else float(negative_slope)
         values = torch.where(positions > 0, positions, slope * positions)
         self.values = nn.Parameter(values.expand(*self.units, hinges).clone())
+        self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_triton(self.impl, x):
+            return fused_adact(x, self.values, self.low, self.step)
         hinges = self.positions.numel()
         segment = ((x - self.low) / self.step).floor().clamp(0, hinges - 2).long()
         left = self.low + segment * self.step
@@ -79,15 +87,20 @@ class APL(nn.Module):
     decay / 2 * (|a|^2 + |b|^2), the gradient plain weight decay would give.
     """
 
-    def __init__(self, units: Sequence[int], segments: int = 5, decay: float = 0.001) -> None:
+    def __init__(
+        self, units: Sequence[int], segments: int = 5, decay: float = 0.001, impl: str = "auto"
+    ) -> None:
         super().__init__()
         self.units = tuple(int(u) for u in units)
         bound = 0.5 / segments
         self.a = nn.Parameter(torch.empty(*self.units, segments).uniform_(-bound, bound))
         self.b = nn.Parameter(torch.randn(*self.units, segments) * 0.5)
         self.decay = float(decay)
+        self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_triton(self.impl, x):
+            return fused_apl(x, self.a, self.b)
         a = _per_unit(x, self.a, self.units)
         b = _per_unit(x, self.b, self.units)
         return F.relu(x) + (a * F.relu(b - x.unsqueeze(-1))).sum(-1)

@@ -1,0 +1,137 @@
+"""The fused Triton kernels against the PyTorch reference modules: outputs and every
+gradient, random inputs, odd sizes, non-contiguous and channels-last inputs.
+
+Without a GPU they run through Triton's interpreter (TRITON_INTERPRET=1, which
+conftest.py sets before anything imports Triton); without Triton at all they are
+skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from adaptrun.activations import APL, ActivationFactory, ActivationSpec, AdAct
+from adaptrun.activations.fused import triton_available, use_triton
+from adaptrun.activations.slope import SlopeActivation
+
+pytestmark = pytest.mark.skipif(
+    not triton_available(), reason="Triton is not installed (CPU-only PyTorch build)"
+)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+# (input shape, factory shape, granularity): dense layers, conv channel / element, odd sizes
+LAYOUTS = [
+    ((5, 7), (7,), "element"),
+    ((3, 5, 7, 9), (5, 7, 9), "channel"),
+    ((3, 5, 7, 9), (5, 7, 9), "element"),
+    ((2, 33, 3, 3), (33, 3, 3), "channel"),
+]
+BASES = ["relu", "leaky_relu", "tanh", "sigmoid", "sin", "gelu", "silu", "prelu"]
+
+
+def twins(spec: dict, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """The same activation module twice, impl=torch and impl=triton, equal parameters."""
+    torch.manual_seed(0)
+    ref = ActivationFactory(ActivationSpec(**spec, impl="torch"))(shape)
+    fused = ActivationFactory(ActivationSpec(**spec, impl="triton"))(shape)
+    with torch.no_grad():
+        for p in ref.parameters():  # away from the initial values: slopes != 1, bent hinges
+            p.add_(torch.randn_like(p) * 0.3)
+        fused.load_state_dict(ref.state_dict())
+    return ref.to(DEVICE), fused.to(DEVICE)
+
+
+def compare(ref: nn.Module, fused: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> None:
+    """Outputs, input gradient and every parameter gradient agree."""
+    x_ref = x.detach().clone().requires_grad_()
+    x_fused = x.detach().clone().requires_grad_()
+    y_ref, y_fused = ref(x_ref), fused(x_fused)
+    assert y_fused.shape == y_ref.shape
+    torch.testing.assert_close(y_fused, y_ref, atol=atol, rtol=1e-4)
+    grad = torch.randn_like(y_ref)
+    y_ref.backward(grad)
+    y_fused.backward(grad)
+    torch.testing.assert_close(x_fused.grad, x_ref.grad, atol=atol, rtol=1e-4)
+    params = dict(fused.named_parameters())
+    assert params, "an adaptive activation has parameters"
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(params[name].grad, p.grad, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("variant", ["layerwise", "neuronwise"])
+@pytest.mark.parametrize(("x_shape", "shape", "granularity"), LAYOUTS)
+def test_slope_kernels_match_the_reference(base, variant, x_shape, shape, granularity):
+    ref, fused = twins(
+        {"variant": variant, "base": base, "n": 2, "granularity": granularity}, shape
+    )
+    assert isinstance(fused, SlopeActivation) and fused.base_name == base
+    compare(ref, fused, torch.randn(*x_shape, device=DEVICE) * 2)
+
+
+@pytest.mark.parametrize("variant", ["adact", "apl"])
+@pytest.mark.parametrize(("x_shape", "shape", "granularity"), LAYOUTS)
+@pytest.mark.parametrize("count", [3, 7])
+def test_piecewise_kernels_match_the_reference(variant, x_shape, shape, granularity, count):
+    spec = {"variant": variant, "granularity": granularity, "hinges": count, "segments": count}
+    ref, fused = twins(spec, shape)
+    assert isinstance(fused, AdAct | APL)
+    compare(ref, fused, torch.randn(*x_shape, device=DEVICE) * 3)  # beyond the end hinges
+
+
+@pytest.mark.parametrize("variant", ["neuronwise", "adact", "apl"])
+def test_kernels_take_non_contiguous_and_channels_last_inputs(variant):
+    spec = {"variant": variant, "base": "tanh", "granularity": "channel"}
+    ref, fused = twins(spec, (6, 5, 4))
+    wide = torch.randn(2, 6, 5, 8, device=DEVICE)
+    compare(ref, fused, wide[..., ::2])  # a strided view
+    channels_last = torch.randn(2, 6, 5, 4, device=DEVICE).to(memory_format=torch.channels_last)
+    compare(ref, fused, channels_last)
+    assert fused(channels_last).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_global_slope_shared_by_two_call_sites_gets_both_gradients():
+    spec = ActivationSpec(variant="global", base="silu", n=3, impl="triton")
+    factory = ActivationFactory(spec)
+    first, second = factory((4,)), factory((4,))
+    assert first.a is second.a
+    x = torch.randn(5, 4, device=DEVICE)
+    first.to(DEVICE)
+    (second(first(x)).sum()).backward()
+    fused_grad = first.a.grad.clone()
+    first.a.grad = None
+    first.impl = second.impl = "torch"
+    (second(first(x)).sum()).backward()
+    torch.testing.assert_close(fused_grad, first.a.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_inputs_compute_in_fp32_and_store_bf16():
+    ref, fused = twins({"variant": "neuronwise", "base": "gelu"}, (16,))
+    x = torch.randn(8, 16, device=DEVICE, dtype=torch.bfloat16)
+    y = fused(x)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), ref(x.float()), atol=2e-2, rtol=1e-2)
+
+
+def test_auto_uses_the_reference_on_cpu_and_inside_torch_func():
+    x = torch.zeros(2, 3)
+    assert not use_triton("auto", x)
+    assert use_triton("triton", x)
+    seen = []
+    torch.func.vmap(lambda t: seen.append(use_triton("triton", t)) or t)(torch.zeros(2, 3))
+    assert seen == [False]  # vmapped (stacked runs): no batching rule for the kernels
+
+
+@pytest.mark.parametrize("activation", ["neuronwise_slope", "adact"])
+def test_a_run_with_the_kernels_matches_a_run_with_the_reference(activation, tmp_path):
+    from conftest import compose_config
+
+    from adaptrun.run import run
+
+    args = [f"activation={activation}", "trainer.max_steps=15", "trainer.epochs=1"]
+    fused = run(compose_config([*args, "activation.impl=triton"]), tmp_path / "triton")
+    ref = run(compose_config([*args, "activation.impl=torch"]), tmp_path / "torch")
+    for key in ("final_train_loss", "final_test_loss", "final_test_acc"):
+        assert fused[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
