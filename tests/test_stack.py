@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_config, events, read_metrics, run_cli
+from conftest import compose_config, events, read_metrics
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -71,49 +71,47 @@ def test_each_stacked_run_matches_a_separate_run_of_its_seed(case, tmp_path):
     assert first["final_train_loss"] != second["final_train_loss"]
 
 
-def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path):
-    """A stack stopped by a signal resumes to the metrics of an unstopped stack; a
-    finished stack is skipped."""
-    from conftest import start_cli, wait_for
+def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path, monkeypatch):
+    """A stack stopped by a signal resumes to exactly the metrics of an unstopped stack;
+    a finished stack is skipped."""
+    from test_resume import stop_at
 
-    args = ["trainer.epochs=60", "trainer.stack=2", "seed=1"]
+    from adaptrun.interrupt import STOP
+
+    args = ["trainer.epochs=3", "trainer.batch_size=128", "trainer.stack=2", "seed=1"]
     reference = run(compose_config(args), tmp_path / "reference")
     folder = tmp_path / "job"
-    proc = start_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
-    wait_for(folder, "checkpoint.pt", proc)
-    proc.terminate()  # SIGTERM
-    proc.communicate(timeout=60)
-    assert proc.returncode == 143
+    try:
+        with monkeypatch.context() as patch:
+            stop_at(patch, 17)  # mid second epoch (12 steps each)
+            stopped = run(compose_config(args), folder)
+    finally:
+        STOP.signum = None  # as in a new process
+    assert stopped["status"] == "interrupted"
     assert {read_metrics(folder / f"seed={s}")["status"] for s in (1, 2)} == {"interrupted"}
-    result = run_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    for r, seed in enumerate((1, 2)):
-        resumed, expected = read_metrics(folder / f"seed={seed}"), reference["runs"][r]
+    resumed = run(compose_config(args), folder)
+    for mine, expected in zip(resumed["runs"], reference["runs"], strict=True):
         for key in ("final_train_loss", "final_test_acc", "final_test_loss", "steps"):
-            assert resumed[key] == expected[key], key
-    again = run_cli([*args, f"hydra.run.dir={folder}"], tmp_path)
-    assert again.returncode == 0
-    assert again.stdout.count("already completed: skipped") == 2
+            assert mine[key] == expected[key], key
+    again = run(compose_config(args), folder)
+    assert again["skipped"] and again["status"] == "completed"
 
 
 def test_report_shows_stacked_runs_as_runs(tmp_path):
+    from omegaconf import OmegaConf
+
     sweep = tmp_path / "sw"
-    result = run_cli(
-        [
-            "-m",
-            "activation=relu,global",
-            "trainer.stack=2",
-            "trainer.epochs=2",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "sweep of 2 runs: 2 completed" in result.stderr
+    for activation in ("relu", "global"):
+        cfg = compose_config([f"activation={activation}", "trainer.stack=2", "trainer.epochs=2"])
+        job = sweep / activation
+        run(cfg, job)
+        (job / ".hydra").mkdir()
+        OmegaConf.save(cfg, job / ".hydra" / "config.yaml")  # as Hydra writes for the job
     report(sweep)
     table = (sweep / "report.md").read_text().split("## Results")[1].split("##")[0]
     assert "| mlp/digits | " in table
     assert table.count("(n=2)") == 2  # two seeds per activation, no container rows
+    assert "missing" not in table
 
 
 @pytest.mark.parametrize(
