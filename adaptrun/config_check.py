@@ -10,11 +10,11 @@ import torch
 from adaptrun.activations import ActivationSpec, SpecError
 from adaptrun.activations.fused import triton_usable
 from adaptrun.errors import ConfigError, is_count, require
+from adaptrun.fastpaths import PRECISIONS
 from adaptrun.models import check_model
 from adaptrun.optim import check_optimizer
 from adaptrun.stack import check_stack
 from adaptrun.tasks import TASKS, check_task, task_input_shape
-from adaptrun.train import PRECISIONS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -63,6 +63,11 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
         f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}",
     )
     require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
+    require(
+        cfg["channels_last"] == "auto" or isinstance(cfg["channels_last"], bool),
+        "trainer.channels_last",
+        f"must be auto, true or false (got {cfg['channels_last']!r})",
+    )
     for key in ("eval_every_epochs", "lbfgs_steps", "checkpoint_every_epochs"):
         value = cfg[key]
         require(

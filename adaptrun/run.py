@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from adaptrun import checkpoint
+from adaptrun import checkpoint, fastpaths
 from adaptrun.activations import APL, ActivationFactory, AdAct
 from adaptrun.activations.plots import activation_curves
 from adaptrun.checkpoint import fingerprint, flat_config
@@ -187,9 +187,11 @@ def _train(
             tasks.append(task)
             models.append(build_model(cfg.model, shape, outputs, factory).to(device))
         stacked = len(specs) > 1
+        fast = fastpaths.resolve(cfg.trainer, device, cfg.task.name)
+        models = [fastpaths.apply(fast, m, t, device) for m, t in zip(models, tasks, strict=True)]
         model = stack_models(models) if stacked else models[0]
         task = StackedTask(tasks, models) if stacked else tasks[0]
-        loop = Loop.from_config(cfg.trainer)
+        loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
         total = loop.total_steps(task.steps_per_epoch)
         optimizer = build_optimizer(model, cfg.optimizer)
         schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
@@ -221,11 +223,9 @@ def _train(
     log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
     try:
         if stacked:
-            step_fn = stacked_step(model, models[0], task, cfg.trainer.precision)
+            step_fn = stacked_step(model, models[0], task, loop.precision)
         else:
-            step_fn = build_step(
-                model, task, cfg.trainer.compile, cfg.trainer.precision, cfg.optimizer
-            )
+            step_fn = build_step(model, task, cfg.trainer.compile, loop.precision, cfg.optimizer)
         with trackers[0].progress.logging():
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:

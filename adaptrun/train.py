@@ -16,8 +16,6 @@ from adaptrun.interrupt import STOP
 from adaptrun.steps import Step
 from adaptrun.track import Tracker
 
-PRECISIONS = ("fp32", "bf16")
-
 
 @dataclasses.dataclass(frozen=True)
 class Loop:

@@ -51,6 +51,7 @@ class ClassificationTask:
         self.eval_batch_size = eval_batch_size
         self._mean = torch.tensor(data.mean, device=device).view(-1, 1, 1)
         self._std = torch.tensor(data.std, device=device).view(-1, 1, 1)
+        self.memory_format = torch.contiguous_format  # channels-last on CUDA: fastpaths
 
     @property
     def goals(self) -> dict[str, str]:
@@ -122,4 +123,5 @@ class ClassificationTask:
         x = to_unit(x)
         if gen is not None and self.augment:
             x = self.augment(x, gen)
-        return standardize(x, self._mean, self._std), y
+        x = standardize(x, self._mean, self._std)
+        return x.contiguous(memory_format=self.memory_format), y
