@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,10 @@ from adaptrun.tasks import TASKS, check_task, task_input_shape
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
+def check_activation(cfg: Mapping[str, Any], task: str = "classification") -> ActivationSpec:
+    """The activation spec, with ``impl: auto`` resolved to the PyTorch modules for tasks
+    that differentiate the network twice (the fused kernels' backward is not itself
+    differentiable)."""
     try:
         spec = ActivationSpec.from_mapping(cfg)
     except SpecError as exc:
@@ -30,6 +34,14 @@ def check_activation(cfg: Mapping[str, Any]) -> ActivationSpec:
         "triton needs a CUDA GPU with Triton installed; use auto (Triton on CUDA, "
         "PyTorch elsewhere) or torch",
     )
+    if getattr(TASKS[task], "input_derivatives", False) and spec.variant != "fixed":
+        require(
+            spec.impl != "triton",
+            "activation.impl",
+            f"the {task} task differentiates the network twice, which the fused kernels "
+            "cannot; use auto (which picks torch here) or torch",
+        )
+        spec = dataclasses.replace(spec, impl="torch")
     return spec
 
 
@@ -108,7 +120,7 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     check_task(cfg)
     task = cfg["task"]["name"]
     check_model(cfg["model"], task_input_shape(cfg), cfg["dataset"]["name"])
-    check_activation(cfg["activation"])
+    check_activation(cfg["activation"], task)
     check_optimizer(cfg["optimizer"])
     check_trainer(cfg["trainer"], full_batch=task != "classification")
     if cfg["optimizer"]["name"] == "molf":

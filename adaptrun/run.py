@@ -178,7 +178,7 @@ def _train(
 ) -> dict[str, Any]:
     try:
         device = resolve_device(cfg.trainer.device)
-        factory = ActivationFactory(check_activation(cfg.activation))
+        factory = ActivationFactory(check_activation(cfg.activation, cfg.task.name))
         tasks, models = [], []
         for spec in specs:
             seed_everything(spec.cfg.seed)

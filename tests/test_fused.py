@@ -135,3 +135,32 @@ def test_a_run_with_the_kernels_matches_a_run_with_the_reference(activation, tmp
     ref = run(compose_config([*args, "activation.impl=torch"]), tmp_path / "torch")
     for key in ("final_train_loss", "final_test_loss", "final_test_acc"):
         assert fused[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_second_derivative_through_the_kernels_raises_instead_of_lying():
+    _, fused = twins({"variant": "neuronwise", "base": "tanh"}, (4,))
+    x = torch.randn(3, 4, device=DEVICE, requires_grad=True)
+    (dx,) = torch.autograd.grad(fused(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|does not require grad"):
+        dx.sum().backward()
+
+
+def test_burgers_uses_the_reference_modules_and_refuses_triton(tmp_path):
+    from conftest import compose_config
+
+    from adaptrun.config_check import check_activation, check_config
+    from adaptrun.errors import ConfigError
+
+    cfg = compose_config(["experiment=jagtap_burgers", "activation=neuronwise_slope"])
+    assert check_activation(cfg.activation, "burgers").impl == "torch"  # auto -> torch
+    assert check_activation(cfg.activation, "function").impl == "auto"
+    with pytest.raises(ConfigError, match="differentiates the network twice"):
+        check_config(
+            compose_config(
+                [
+                    "experiment=jagtap_burgers",
+                    "activation=neuronwise_slope",
+                    "activation.impl=triton",
+                ]
+            )
+        )

@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 BASE_CODES = {
     "relu": 0,
@@ -132,6 +133,7 @@ class _Fused(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative through the kernels raises, never lies
     def backward(ctx: Any, gy: torch.Tensor) -> tuple:
         x, *params = ctx.saved_tensors
         kind, _units, consts, static, layout, row_units, count = ctx.meta

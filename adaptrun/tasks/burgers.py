@@ -62,6 +62,7 @@ class BurgersTask:
         "test_rel_l2": "min",
     }
     functional_step = True
+    input_derivatives = True  # the residual differentiates the network twice in x
     input_shape = (2,)
     num_outputs = 1
     steps_per_epoch = 1
