@@ -49,14 +49,17 @@ def triton_usable() -> bool:
 
 def use_triton(impl: str, x: torch.Tensor) -> bool:
     """``auto``: the kernels on CUDA tensors when Triton is installed; ``triton``: always
-    (on CPU tensors that needs TRITON_INTERPRET=1, which the tests use). Never inside
-    torch.func transforms (vmap in stacked runs, grad in the compiled PINN step): the
-    kernels have no batching rule, so the PyTorch reference serves there."""
-    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+    (on CPU tensors that needs TRITON_INTERPRET=1, which the tests use).
+
+    Never inside torch.func transforms (vmap in stacked runs, grad in the compiled PINN
+    step): the kernels have no batching rule. Never while torch.compile traces: Inductor
+    fuses the reference's elementwise ops itself, and tracing into the kernels is untested.
+    """
+    if impl == "torch" or (impl == "auto" and not (x.is_cuda and triton_available())):
         return False
-    if impl == "triton":
-        return True
-    return impl == "auto" and x.is_cuda and triton_available()
+    if torch.compiler.is_compiling():
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 def _layout(x: torch.Tensor, units: tuple[int, ...]) -> tuple[str, bool, int]:
