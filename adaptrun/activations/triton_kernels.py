@@ -128,17 +128,25 @@ def slope_bwd(X, A, W, GY, GX, GA, GW, R, C, U, scale, neg, ROW_UNITS: tl.conste
 
 
 @triton.jit
+def adact_segment(V, x, u, mask, low, step, H: tl.constexpr, ROW_UNITS: tl.constexpr):
+    """The segment x falls in (the end ones extend outwards), where in it (0..1), and
+    the learned values at its two hinges."""
+    base = per_unit(u * H, ROW_UNITS)
+    seg = tl.minimum(tl.maximum(tl.floor((x - low) / step), 0.0), H - 2.0).to(tl.int32)
+    t = (x - (low + seg.to(tl.float32) * step)) / step
+    a0 = tl.load(V + base + seg, mask=mask, other=0.0).to(tl.float32)
+    a1 = tl.load(V + base + seg + 1, mask=mask, other=0.0).to(tl.float32)
+    return seg, t, a0, a1
+
+
+@triton.jit
 def adact_fwd(X, V, Y, R, C, U, low, step, H: tl.constexpr, ROW_UNITS: tl.constexpr,
               BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
     rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
     offs = rows[:, None] * C + cols[None, :]
     x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
     u, _in_range = units_of(rows, cols, R, C, U, ROW_UNITS)
-    base = per_unit(u * H, ROW_UNITS)
-    seg = tl.minimum(tl.maximum(tl.floor((x - low) / step), 0.0), H - 2.0).to(tl.int32)
-    t = (x - (low + seg.to(tl.float32) * step)) / step
-    a0 = tl.load(V + base + seg, mask=mask, other=0.0).to(tl.float32)
-    a1 = tl.load(V + base + seg + 1, mask=mask, other=0.0).to(tl.float32)
+    _seg, t, a0, a1 = adact_segment(V, x, u, mask, low, step, H, ROW_UNITS)
     tl.store(Y + offs, (a0 + (a1 - a0) * t).to(Y.dtype.element_ty), mask=mask)
 
 
@@ -150,11 +158,7 @@ def adact_bwd(X, V, GY, GX, GV, R, C, U, low, step, H: tl.constexpr,
     x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
     gy = tl.load(GY + offs, mask=mask, other=0.0).to(tl.float32)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
-    base = per_unit(u * H, ROW_UNITS)
-    seg = tl.minimum(tl.maximum(tl.floor((x - low) / step), 0.0), H - 2.0).to(tl.int32)
-    t = (x - (low + seg.to(tl.float32) * step)) / step
-    a0 = tl.load(V + base + seg, mask=mask, other=0.0).to(tl.float32)
-    a1 = tl.load(V + base + seg + 1, mask=mask, other=0.0).to(tl.float32)
+    seg, t, a0, a1 = adact_segment(V, x, u, mask, low, step, H, ROW_UNITS)
     tl.store(GX + offs, (gy * (a1 - a0) / step).to(GX.dtype.element_ty), mask=mask)
     for h in tl.static_range(H):  # each hinge value's gradient, reduced in registers
         left = tl.where(mask & (seg == h), gy * (1.0 - t), 0.0)
