@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, events, read_metrics, run_cli, start_cli, wait_for
+from conftest import compose_config, events, read_metrics, start_cli, wait_for
 from tbparse import SummaryReader
 
 from adaptrun.checkpoint import FILENAME, Position, load
@@ -20,7 +20,7 @@ from adaptrun.interrupt import STOP
 from adaptrun.run import run
 from adaptrun.track import Tracker
 
-ARGS = ["trainer.epochs=100", "seed=3"]  # ~2300 steps: long enough to stop mid-way
+ARGS = ["trainer.epochs=50", "seed=3"]  # 1150 steps: long enough to stop mid-way
 OVERRIDES = dict(a.split("=") for a in ARGS)
 TIMING = {"wall_seconds", "seconds_per_step"}
 
@@ -73,14 +73,15 @@ def test_a_stop_signal_checkpoints_and_exits_cleanly(stopped):
     assert set(state) >= {"model", "optimizer", "schedule", "rng", "tracker", "position"}
 
 
-def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(stopped, reference, tmp_path):
+def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(
+    stopped, reference, tmp_path, caplog
+):
     folder = tmp_path / "run"
     shutil.copytree(stopped[0], folder)
     steps_before = read_metrics(folder)["steps"]
-    result = run_cli([*ARGS, f"hydra.run.dir={folder}"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    log = (folder / "adaptrun.log").read_text()
-    assert f"resuming from {folder / FILENAME} at step {steps_before}" in log
+    with caplog.at_level(logging.INFO):
+        run(compose_config(ARGS), folder, OVERRIDES)  # the CLI's resume: see test_sweep.py
+    assert f"resuming from {folder / FILENAME} at step {steps_before}" in caplog.text
     assert comparable(read_metrics(folder)) == comparable(read_metrics(reference))
     assert not (folder / FILENAME).exists()  # a finished run keeps no checkpoint
     # TensorBoard (and tbparse, which reads each file on its own) sees every point once.

@@ -178,7 +178,7 @@ def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
 
 # ---- interrupted sweeps -------------------------------------------------------------
 
-ARGS = ["trainer.epochs=100"]  # ~2300 steps per run: long enough to stop mid-way
+ARGS = ["trainer.epochs=100"]  # 2300 steps: long enough to stop mid-way (submitit included)
 
 
 def comparable(metrics: dict) -> dict:
