@@ -55,15 +55,16 @@ def _sweep_job(
     cfg: DictConfig, run_dir: Path, overrides: dict[str, str], sweep_dir: Path, num: int
 ) -> dict[str, Any]:
     """One job of a multirun: whatever happens is recorded and the sweep goes on."""
+    given = " ".join(f"{k}={v}" for k, v in overrides.items())
     try:
         metrics = run(cfg, run_dir, overrides)
     except Exception as exc:  # already in its metrics.json, the traceback in its log
         error = describe_error(exc)
         print(f"adaptrun: run failed ({run_dir}): {error}", file=sys.stderr)
-        record_outcome(sweep_dir, num, run_dir, "failed", error)
+        record_outcome(sweep_dir, num, run_dir, "failed", error, given)
         return {"status": "failed", "error": error}
     outcome = "skipped" if metrics.get("skipped") else metrics["status"]
-    record_outcome(sweep_dir, num, run_dir, outcome, metrics.get("error"))
+    record_outcome(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
     return metrics
 
 

@@ -42,7 +42,7 @@ class FailFast(Callback):
     at the end of a sweep, summarise what became of each run."""
 
     def __init__(self) -> None:
-        self.jobs: list[list[str]] = []  # each job's overrides, set in on_multirun_start
+        self.jobs: list[list[str]] | None = []  # each job's overrides (on_multirun_start)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
@@ -58,6 +58,10 @@ class FailFast(Callback):
         HydraConfig.instance().set_config(config)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self._check_folder(sweep_dir, "hydra.sweep.dir")
+        if not str(config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+            self.jobs = None  # Optuna, Ax...: the sweeper picks jobs as it goes
+            sweep.clear_outcomes(sweep_dir)
+            return
         params = config.hydra.sweeper.get("params") or {}
         try:
             self.jobs = sweep.expand(list(config.hydra.overrides.task), params)
@@ -71,7 +75,7 @@ class FailFast(Callback):
                 file=sys.stderr,
             )
             sys.exit(2)
-        sweep.clear_outcomes(sweep_dir)
+        sweep.clear_outcomes(sweep_dir)  # this invocation's outcomes replace the last one's
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print and save the summary; exit non-zero when any run did not finish."""

@@ -58,11 +58,16 @@ def preflight(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str]:
 
 
 def record_outcome(
-    sweep_dir: Path, job_num: int, run_dir: Path, outcome: str, error: str | None
+    sweep_dir: Path,
+    job_num: int,
+    run_dir: Path,
+    outcome: str,
+    error: str | None,
+    overrides: str = "",
 ) -> None:
     folder = outcomes_dir(sweep_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"run_dir": str(run_dir), "outcome": outcome, "error": error}
+    record = {"run_dir": str(run_dir), "outcome": outcome, "error": error, "overrides": overrides}
     write_json_atomic(folder / f"{job_num}.json", record)
 
 
@@ -83,8 +88,16 @@ class Job:
     error: str | None
 
 
-def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> list[Job]:
-    """Each job with its recorded outcome; a job that recorded none is ``missing``."""
+def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
+    """Each job with its recorded outcome; a job that recorded none is ``missing``.
+
+    ``jobs`` None (a sweeper other than Hydra's basic one chose the jobs as it went):
+    the jobs that recorded an outcome, in job order.
+    """
+    if jobs is None:
+        paths = sorted(outcomes_dir(sweep_dir).glob("*.json"), key=lambda p: int(p.stem))
+        records = [json.loads(p.read_text()) for p in paths]
+        jobs = [r.get("overrides", "").split() for r in records]
     found = []
     for num, overrides in enumerate(jobs):
         path = outcomes_dir(sweep_dir) / f"{num}.json"

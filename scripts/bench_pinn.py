@@ -70,7 +70,7 @@ def main() -> None:
 
     task = build_task(cfg, device)
     torch.manual_seed(cfg.seed)
-    act = ActivationFactory(check_activation(cfg.activation))
+    act = ActivationFactory(check_activation(cfg.activation, cfg.task.name))
     model = build_model(cfg.model, task.input_shape, task.num_outputs, act).to(device)
     twin = copy.deepcopy(model)
     batch = next(iter(task.train_batches(0)))

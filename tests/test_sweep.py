@@ -273,3 +273,17 @@ def test_slurm_preset_configures_submitit_for_requeue():
     assert launcher.partition == "gpu" and launcher.gpus_per_node == 1
     assert launcher.signal_delay_s == 120 and launcher.max_num_timeout == 10
     assert launcher.array_parallelism == 64 and launcher.timeout_min == 240
+
+
+def test_summary_of_a_sweeper_that_picks_its_own_jobs(tmp_path):
+    """Optuna-like sweepers decide jobs as they go: the summary lists what recorded."""
+    from adaptrun import sweep
+
+    sweep.record_outcome(tmp_path, 1, tmp_path / "b", "failed", "boom", "lr=0.1")
+    sweep.record_outcome(tmp_path, 0, tmp_path / "a", "completed", None, "lr=0.01")
+    jobs = sweep.collect(tmp_path, None)
+    assert [(j.num, j.overrides, j.outcome) for j in jobs] == [
+        (0, "lr=0.01", "completed"),
+        (1, "lr=0.1", "failed"),
+    ]
+    assert "failed: b: boom" in sweep.console_summary(tmp_path, jobs)
