@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from adaptrun.activations import model_penalty
 from adaptrun.errors import require
+from adaptrun.steps import Objective
 
 # Models with neither BatchNorm (running statistics are updated in place) nor dropout
 # (its random mask would differ from a separate run's).
@@ -106,21 +106,11 @@ class StackedTask:
         first = self.tasks[0]
         self.steps_per_epoch = first.steps_per_epoch
         self.goals = first.goals
-        self.functional_step = getattr(first, "functional_step", False)
 
     def train_batches(self, epoch: int) -> Iterator[Any]:
         streams = [task.train_batches(epoch) for task in self.tasks]
         for batches in zip(*streams, strict=True):
             yield tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
-
-    def loss_terms(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """One run's loss and penalty (``model`` holds that run's parameters)."""
-        task = self.tasks[0]
-        if self.functional_step:  # input derivatives through torch.func, safe in vmap
-            loss = task.loss(model, batch, functional=True)
-        else:
-            loss = task.loss(model, batch)
-        return loss, model_penalty(model)
 
     def evaluate(self, stacked: nn.Module) -> list[dict[str, float]]:
         """Each run's metrics, computed by its own task on its own model."""
@@ -133,32 +123,21 @@ def stacked_step(
 ) -> Callable[[Any], tuple[torch.Tensor, torch.Tensor]]:
     """Forward all runs at once (vmap over the stacked parameters and batches), then one
     backward of the summed losses; returns each run's loss and penalty, shape (R,)."""
-    objective = _Objective(template, task)
+    objective = Objective(template, task.tasks[0])
     device = next(stacked.parameters()).device
 
     def one_run(params: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
-        return functional_call(objective, {f"model.{k}": v for k, v in params.items()}, (batch,))
+        named = {f"model.{k}": v for k, v in params.items()}
+        total, (loss, penalty) = functional_call(objective, named, (batch,))
+        return total, loss, penalty
 
     def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
-            losses, penalties = vmap(one_run)(dict(stacked.named_parameters()), batch)
-        (losses + penalties).sum().backward()
-        return losses.detach(), penalties.detach()
+            totals, losses, penalties = vmap(one_run)(dict(stacked.named_parameters()), batch)
+        totals.sum().backward()
+        return losses, penalties
 
     return step
-
-
-class _Objective(nn.Module):
-    """A run's loss and penalty as one module, so functional_call swaps every parameter
-    (the slopes model_penalty reads included)."""
-
-    def __init__(self, model: nn.Module, task: StackedTask) -> None:
-        super().__init__()
-        self.model = model
-        self.task = task
-
-    def forward(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.task.loss_terms(self.model, batch)
 
 
 class StackedTracker:

@@ -33,9 +33,10 @@ def eager_step(model: nn.Module, task: Any, precision: str = "fp32") -> Step:
     return step
 
 
-class _Objective(nn.Module):
+class Objective(nn.Module):
     """Task loss + penalty as one module, so functional_call swaps every parameter at once
-    (the slopes read by model_penalty included)."""
+    (the slopes read by model_penalty included). Tasks with input derivatives take them
+    through torch.func (``functional``), which is what makes them safe under grad/vmap."""
 
     def __init__(self, model: nn.Module, task: Any) -> None:
         super().__init__()
@@ -43,7 +44,10 @@ class _Objective(nn.Module):
         self.task = task
 
     def forward(self, batch: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        loss = self.task.loss(self.model, batch, functional=True)
+        if getattr(self.task, "functional_step", False):
+            loss = self.task.loss(self.model, batch, functional=True)
+        else:
+            loss = self.task.loss(self.model, batch)
         penalty = model_penalty(self.model)
         return loss + penalty, (loss.detach(), penalty.detach())
 
@@ -51,7 +55,7 @@ class _Objective(nn.Module):
 def compiled_functional_step(model: nn.Module, task: Any) -> Step:
     """The whole step (input derivatives, loss, parameter gradients) as one compiled
     function through torch.func, for full-batch tasks whose loss supports ``functional``."""
-    objective = _Objective(model, task)
+    objective = Objective(model, task)
     names = [name for name, _ in objective.named_parameters()]
 
     def total(params: dict[str, torch.Tensor], batch: Any) -> Any:
