@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from adaptrun.errors import UserError
+from adaptrun.files import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_atomic(path: Path, state: Mapping[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: a reader sees the old or the new file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(dict(state), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """torch.save so that a reader (or a resumed run) sees the old or the new file."""
+    replace_atomically(path, lambda f: torch.save(dict(state), f))
 
 
 def load(path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:

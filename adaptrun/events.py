@@ -8,13 +8,16 @@ honour TensorBoard's purge markers.
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 from pathlib import Path
+from typing import BinaryIO
 
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.summary.writer.record_writer import RecordWriter
+
+from adaptrun.files import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,15 @@ def truncate_events(run_dir: Path, after: float | None) -> int:
         if not any(e.WhichOneof("what") != "file_version" for _, e in keep):
             path.unlink()
             continue
-        tmp = path.with_name(".events-trim.tmp")  # no "tfevents" in it: readers skip it
-        with open(tmp, "wb") as f:
-            writer = RecordWriter(f)
-            for raw, _ in keep:
-                writer.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # the temporary name has no "tfevents" in it, so TensorBoard does not read it
+        write = functools.partial(_write_records, [raw for raw, _ in keep])
+        replace_atomically(path, write, ".events-trim.tmp")
     if dropped:
         log.info("dropped %d TensorBoard events logged after the checkpoint", dropped)
     return dropped
+
+
+def _write_records(records: list[bytes], f: BinaryIO) -> None:
+    writer = RecordWriter(f)
+    for raw in records:
+        writer.write(raw)

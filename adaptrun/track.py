@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from adaptrun.activations import SlopeActivation, activation_parameters
 from adaptrun.convergence import Point, auc_log10, first_reach
+from adaptrun.files import replace_atomically
 from adaptrun.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,6 @@ def write_failure(
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    """metrics.json and the like: readers never see half a file."""
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
+    replace_atomically(path, lambda f: f.write(text.encode()))
