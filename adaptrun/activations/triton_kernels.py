@@ -60,11 +60,23 @@ def base_grad(z, w, neg, BASE: tl.constexpr):
 
 
 @triton.jit
-def tile(pid_r, pid_c, R, C, BR: tl.constexpr, BC: tl.constexpr):
-    rows = pid_r * BR + tl.arange(0, BR)
-    cols = pid_c * BC + tl.arange(0, BC)
+def tile(R, C, BR: tl.constexpr, BC: tl.constexpr):
+    """This program's BR x BC tile: its rows, columns, in-bounds mask and offsets."""
+    rows = tl.program_id(0) * BR + tl.arange(0, BR)
+    cols = tl.program_id(1) * BC + tl.arange(0, BC)
     mask = (rows[:, None] < R) & (cols[None, :] < C)
-    return rows, cols, mask
+    return rows, cols, mask, rows[:, None] * C + cols[None, :]
+
+
+@triton.jit
+def load_f32(P, offs, mask):
+    return tl.load(P + offs, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def load_unit(P, index, m, ROW_UNITS: tl.constexpr):
+    """Per-unit values (one per row or column of the tile), shaped to broadcast over it."""
+    return per_unit(tl.load(P + index, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
 
 
 @triton.jit
@@ -98,11 +110,10 @@ def reduce_to_units(contrib, ptr, u, m, ROW_UNITS: tl.constexpr):
 @triton.jit
 def slope_fwd(X, A, W, Y, R, C, U, scale, neg, ROW_UNITS: tl.constexpr,
               BASE: tl.constexpr, BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
-    a = per_unit(tl.load(A + u, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
+    a = load_unit(A, u, m, ROW_UNITS)
     w = tl.load(W).to(tl.float32)
     y = base_fwd(scale * a * x, w, neg, BASE)
     tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
@@ -111,12 +122,11 @@ def slope_fwd(X, A, W, Y, R, C, U, scale, neg, ROW_UNITS: tl.constexpr,
 @triton.jit
 def slope_bwd(X, A, W, GY, GX, GA, GW, R, C, U, scale, neg, ROW_UNITS: tl.constexpr,
               BASE: tl.constexpr, BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
-    gy = tl.load(GY + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
+    gy = load_f32(GY, offs, mask)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
-    a = per_unit(tl.load(A + u, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
+    a = load_unit(A, u, m, ROW_UNITS)
     w = tl.load(W).to(tl.float32)
     z = scale * a * x
     dz = gy * base_grad(z, w, neg, BASE)
@@ -142,9 +152,8 @@ def adact_segment(V, x, u, mask, low, step, H: tl.constexpr, ROW_UNITS: tl.const
 @triton.jit
 def adact_fwd(X, V, Y, R, C, U, low, step, H: tl.constexpr, ROW_UNITS: tl.constexpr,
               BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
     u, _in_range = units_of(rows, cols, R, C, U, ROW_UNITS)
     _seg, t, a0, a1 = adact_segment(V, x, u, mask, low, step, H, ROW_UNITS)
     tl.store(Y + offs, (a0 + (a1 - a0) * t).to(Y.dtype.element_ty), mask=mask)
@@ -153,10 +162,9 @@ def adact_fwd(X, V, Y, R, C, U, low, step, H: tl.constexpr, ROW_UNITS: tl.conste
 @triton.jit
 def adact_bwd(X, V, GY, GX, GV, R, C, U, low, step, H: tl.constexpr,
               ROW_UNITS: tl.constexpr, BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
-    gy = tl.load(GY + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
+    gy = load_f32(GY, offs, mask)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
     seg, t, a0, a1 = adact_segment(V, x, u, mask, low, step, H, ROW_UNITS)
     tl.store(GX + offs, (gy * (a1 - a0) / step).to(GX.dtype.element_ty), mask=mask)
@@ -169,14 +177,13 @@ def adact_bwd(X, V, GY, GX, GV, R, C, U, low, step, H: tl.constexpr,
 @triton.jit
 def apl_fwd(X, A, B, Y, R, C, U, S: tl.constexpr, ROW_UNITS: tl.constexpr,
             BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
     y = tl.where(x > 0, x, 0.0)
     for s in tl.static_range(S):
-        a = per_unit(tl.load(A + u * S + s, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
-        b = per_unit(tl.load(B + u * S + s, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
+        a = load_unit(A, u * S + s, m, ROW_UNITS)
+        b = load_unit(B, u * S + s, m, ROW_UNITS)
         y += a * tl.maximum(b - x, 0.0)
     tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
 
@@ -184,15 +191,14 @@ def apl_fwd(X, A, B, Y, R, C, U, S: tl.constexpr, ROW_UNITS: tl.constexpr,
 @triton.jit
 def apl_bwd(X, A, B, GY, GX, GA, GB, R, C, U, S: tl.constexpr, ROW_UNITS: tl.constexpr,
             BR: tl.constexpr, BC: tl.constexpr):  # fmt: skip
-    rows, cols, mask = tile(tl.program_id(0), tl.program_id(1), R, C, BR, BC)
-    offs = rows[:, None] * C + cols[None, :]
-    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
-    gy = tl.load(GY + offs, mask=mask, other=0.0).to(tl.float32)
+    rows, cols, mask, offs = tile(R, C, BR, BC)
+    x = load_f32(X, offs, mask)
+    gy = load_f32(GY, offs, mask)
     u, m = units_of(rows, cols, R, C, U, ROW_UNITS)
     gx = tl.where(x > 0, gy, 0.0)
     for s in tl.static_range(S):
-        a = per_unit(tl.load(A + u * S + s, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
-        b = per_unit(tl.load(B + u * S + s, mask=m, other=0.0).to(tl.float32), ROW_UNITS)
+        a = load_unit(A, u * S + s, m, ROW_UNITS)
+        b = load_unit(B, u * S + s, m, ROW_UNITS)
         active = mask & (b - x > 0)
         gx -= tl.where(active, gy * a, 0.0)
         reduce_to_units(tl.where(active, gy * (b - x), 0.0), GA + s, u * S, m, ROW_UNITS)
