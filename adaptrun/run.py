@@ -115,12 +115,14 @@ class RunSpec:
     config_hash: str
 
 
-def run_specs(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any]) -> list[RunSpec]:
+def run_specs(
+    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
+) -> list[RunSpec]:
     """The job's runs: itself, or with trainer.stack = R the seeds seed .. seed+R-1, each
-    in ``<run_dir>/seed=<k>`` with the config (and hash) a separate run of that seed has."""
+    in ``<run_dir>/seed=<k>`` with the config (and hash) a separate run of that seed has.
+    ``config`` is the job's flat config."""
     stack = int(cfg.trainer.stack)
     if stack == 1:
-        config = flat_config(OmegaConf.to_container(cfg, resolve=True))
         return [RunSpec(cfg, run_dir, {**describe(cfg), **overrides}, fingerprint(config))]
     specs = []
     for seed in range(cfg.seed, cfg.seed + stack):
@@ -149,7 +151,8 @@ def run(
     """
     check_config(cfg)
     run_dir = Path(run_dir)
-    specs = run_specs(cfg, run_dir, overrides or {})
+    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
+    specs = run_specs(cfg, run_dir, overrides or {}, config)
     finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
     if all(m is not None for m in finished):
         for spec, metrics in zip(specs, finished, strict=True):
@@ -157,7 +160,6 @@ def run(
         return {**_combined(finished), "skipped": True}
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
         return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
-    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
     with STOP.installed():
         return _train(cfg, run_dir, config, specs)
 

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -94,16 +93,16 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
     ``jobs`` None (a sweeper other than Hydra's basic one chose the jobs as it went):
     the jobs that recorded an outcome, in job order.
     """
+    records = {
+        int(p.stem): json.loads(p.read_text()) for p in outcomes_dir(sweep_dir).glob("*.json")
+    }
     if jobs is None:
-        paths = sorted(outcomes_dir(sweep_dir).glob("*.json"), key=lambda p: int(p.stem))
-        records = [json.loads(p.read_text()) for p in paths]
-        jobs = [r.get("overrides", "").split() for r in records]
+        numbered = [(n, records[n].get("overrides", "").split()) for n in sorted(records)]
+    else:
+        numbered = list(enumerate(jobs))
     found = []
-    for num, overrides in enumerate(jobs):
-        path = outcomes_dir(sweep_dir) / f"{num}.json"
-        record: dict[str, Any] = {}
-        if path.exists():
-            record = json.loads(path.read_text())
+    for num, overrides in numbered:
+        record = records.get(num, {})
         error = record.get("error") or (None if record else "the job recorded no outcome")
         found.append(
             Job(

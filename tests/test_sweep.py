@@ -279,11 +279,11 @@ def test_summary_of_a_sweeper_that_picks_its_own_jobs(tmp_path):
     """Optuna-like sweepers decide jobs as they go: the summary lists what recorded."""
     from adaptrun import sweep
 
-    sweep.record_outcome(tmp_path, 1, tmp_path / "b", "failed", "boom", "lr=0.1")
+    sweep.record_outcome(tmp_path, 2, tmp_path / "b", "failed", "boom", "lr=0.1")
     sweep.record_outcome(tmp_path, 0, tmp_path / "a", "completed", None, "lr=0.01")
     jobs = sweep.collect(tmp_path, None)
     assert [(j.num, j.overrides, j.outcome) for j in jobs] == [
         (0, "lr=0.01", "completed"),
-        (1, "lr=0.1", "failed"),
+        (2, "lr=0.1", "failed"),  # numbers as recorded, not positions
     ]
     assert "failed: b: boom" in sweep.console_summary(tmp_path, jobs)
