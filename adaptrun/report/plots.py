@@ -57,7 +57,7 @@ def plot_losses(grid: Grid, path: Path) -> Path:
     for ax, row in zip(axes.flat, rows, strict=False):
         for column, cell in grid.cells[row].items():
             curves = [c for r in cell.with_status("completed") if (c := loss_curve(r)) is not None]
-            flags = ", ".join(f"{n} {s}" for s, n in sorted(cell.not_finished.items()))
+            flags = cell.not_finished
             name = f"{column} (n={len(curves)}{'; ' + flags if flags else ''})"
             if not curves:
                 ax.plot(

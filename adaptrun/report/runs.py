@@ -45,13 +45,14 @@ class Cell:
         return [r for r in self.runs if r.status == status]
 
     @property
-    def not_finished(self) -> dict[str, int]:
-        """How many runs failed, diverged, were interrupted or left no metrics."""
+    def not_finished(self) -> str:
+        """What did not complete, e.g. ``1 failed, 1 missing`` ("" when all did): shown in
+        every table cell and legend, never left out."""
         tally: dict[str, int] = {}
         for run in self.runs:
             if run.status != "completed":
                 tally[run.status] = tally.get(run.status, 0) + 1
-        return tally
+        return ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
 
 
 @dataclass

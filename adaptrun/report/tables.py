@@ -39,11 +39,6 @@ def values(cell: Cell, key: str) -> list[float]:
     return [float(v) for v in found if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def _flags(cell: Cell) -> str:
-    """What did not finish, e.g. ``1 failed, 1 missing``; never left out of a table."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(cell.not_finished.items()))
-
-
 def metric_rows(grid: Grid, key: str) -> list[dict[str, Any]]:
     """One record per cell: mean, std, counts, and whether it is the row's best."""
     records = []
@@ -62,7 +57,7 @@ def metric_rows(grid: Grid, key: str) -> list[dict[str, Any]]:
                     "std": std,
                     "runs": len(cell.runs),
                     "completed": len(stats[col]),
-                    "not_finished": _flags(cell),
+                    "not_finished": cell.not_finished,
                     "best": mean is not None and mean == best,
                 }
             )
@@ -126,7 +121,7 @@ def convergence_rows(grid: Grid) -> list[dict[str, Any]]:
                     "target": target,
                     "reached": len(reached),
                     "completed": len(done),
-                    "not_finished": _flags(cell),
+                    "not_finished": cell.not_finished,
                 }
                 for unit in ("epoch", "step", "seconds"):
                     found = [float(p[unit]) for p in reached]
