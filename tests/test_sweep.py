@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
+from test_resume import comparable as without_timing
 
 from adaptrun.checkpoint import FILENAME
 from adaptrun.cli import config_dir
@@ -182,8 +183,8 @@ ARGS = ["trainer.epochs=100"]  # 2300 steps: long enough to stop mid-way (submit
 
 
 def comparable(metrics: dict) -> dict:
-    skip = {"wall_seconds", "seconds_per_step", "convergence", "hparams"}
-    return {k: v for k, v in metrics.items() if k not in skip}
+    """test_resume's comparison, less hparams (a sweep's carry its overrides)."""
+    return {k: v for k, v in without_timing(metrics).items() if k != "hparams"}
 
 
 @pytest.fixture(scope="module")
