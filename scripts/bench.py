@@ -41,6 +41,7 @@ from adaptrun.data.augment import Augment
 from adaptrun.data.images import ImageData, Split
 from adaptrun.models import build_model
 from adaptrun.stack import StackedTask, stack_models, stacked_step
+from adaptrun.steps import eager_step
 from adaptrun.tasks import ClassificationTask
 from adaptrun.track import Tracker
 from adaptrun.train import Loop, train
@@ -173,14 +174,7 @@ def runner_rows(args: argparse.Namespace, device: torch.device, fast: Fast) -> l
                               task.steps_per_epoch, 10, {}, show_progress=False)  # fmt: skip
             saver = Checkpoints(Path(folder), {}, {"model": model, "optimizer": opt}, None, 0)
             loop = Loop(epochs=1, eval_every_epochs=0, precision="bf16" if fast.cuda else "fp32")
-
-            def step(batch: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-                with fast.autocast():
-                    loss = F.cross_entropy(model(batch[0]), batch[1])
-                    penalty = model_penalty(model)
-                (loss + penalty).backward()
-                return loss.detach(), penalty.detach()
-
+            step = eager_step(model, task, loop.precision)  # the runner's own step
             train(model, task, step, opt, schedule, tracker, loop, saver, Position())
             tracker.writer.close()
 
