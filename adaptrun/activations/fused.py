@@ -37,6 +37,7 @@ IMPLS = ("auto", "torch", "triton")
 BLOCK_R, BLOCK_C = 16, 64
 
 
+@functools.cache  # asked on every forward of every adaptive module on CUDA
 def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
