@@ -1,4 +1,8 @@
-"""Config-only checks that run before any data is loaded, each error naming its key."""
+"""Config-only checks that run before any data is loaded, each error naming its key.
+
+Each part of the config is checked by its registry entry; this module adds the rules
+between parts, asking the entries' capabilities.
+"""
 
 from __future__ import annotations
 
@@ -8,41 +12,51 @@ from typing import Any
 
 import torch
 
-from adaptrun.activations import ActivationSpec, SpecError
+from adaptrun.activations import ActivationFactory
+from adaptrun.activations.family import require as require_activation
 from adaptrun.activations.fused import triton_usable
-from adaptrun.errors import ConfigError, is_count, require
+from adaptrun.errors import is_count, require
 from adaptrun.fastpaths import PRECISIONS
-from adaptrun.models import check_model
-from adaptrun.optim import check_optimizer
+from adaptrun.models import ModelCapabilities, check_model
+from adaptrun.optim import check_optimizer, check_trainable
 from adaptrun.stack import check_stack
-from adaptrun.tasks import TASKS, check_task, task_input_shape
+from adaptrun.tasks import TaskEntry, check_task
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def check_activation(cfg: Mapping[str, Any], task: str = "classification") -> ActivationSpec:
-    """The activation spec, with ``impl: auto`` resolved to the PyTorch modules for tasks
-    that differentiate the network twice (the fused kernels' backward is not itself
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """What the checks found out, for the run to build from."""
+
+    task: TaskEntry
+    model: ModelCapabilities
+    activation: ActivationFactory
+
+
+def check_activation(cfg: Mapping[str, Any], task: TaskEntry) -> ActivationFactory:
+    """The activation factory, with ``impl: auto`` resolved to the PyTorch modules for
+    tasks that differentiate the network twice (the fused kernels' backward is not itself
     differentiable)."""
-    try:
-        spec = ActivationSpec.from_mapping(cfg)
-    except SpecError as exc:
-        raise ConfigError(f"activation.{exc.field}", exc.message) from None
-    require(
-        spec.impl != "triton" or spec.variant == "fixed" or triton_usable(),
-        "activation.impl",
+    factory = ActivationFactory(cfg)
+    if not factory.capabilities.fused_kernel:
+        return factory
+    impl = factory.config.impl
+    require_activation(
+        impl != "triton" or triton_usable(),
+        "impl",
         "triton needs a CUDA GPU with Triton installed; use auto (Triton on CUDA, "
         "PyTorch elsewhere) or torch",
     )
-    if getattr(TASKS[task], "input_derivatives", False) and spec.variant != "fixed":
-        require(
-            spec.impl != "triton",
-            "activation.impl",
-            f"the {task} task differentiates the network twice, which the fused kernels "
+    if task.capabilities.input_derivatives:
+        require_activation(
+            impl != "triton",
+            "impl",
+            f"the {task.name} task differentiates the network twice, which the fused kernels "
             "cannot; use auto (which picks torch here) or torch",
         )
-        spec = dataclasses.replace(spec, impl="torch")
-    return spec
+        factory.config = dataclasses.replace(factory.config, impl="torch")
+    return factory
 
 
 def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
@@ -90,7 +104,7 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     require(
         full_batch or cfg["lbfgs_steps"] == 0,
         "trainer.lbfgs_steps",
-        "L-BFGS needs a full-batch task (function or burgers); use 0 for classification",
+        "L-BFGS needs a full-batch task (function or burgers); use 0 for this task",
     )
     steps = list(cfg["figures_at"])
     require(
@@ -110,31 +124,19 @@ def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:
         )
 
 
-def check_config(cfg: Mapping[str, Any]) -> None:
+def check_config(cfg: Mapping[str, Any]) -> Checked:
     """Raise ConfigError for the first value that cannot work; cheap, touches no data."""
     require(
         isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool),
         "seed",
         f"must be an integer (got {cfg['seed']!r})",
     )
-    check_task(cfg)
-    task = cfg["task"]["name"]
-    check_model(cfg["model"], task_input_shape(cfg), cfg["dataset"]["name"])
-    check_activation(cfg["activation"], task)
+    task = check_task(cfg)
+    model = check_model(cfg["model"], task.input_shape(cfg), cfg["dataset"]["name"])
+    factory = check_activation(cfg["activation"], task)
     check_optimizer(cfg["optimizer"])
-    check_trainer(cfg["trainer"], full_batch=task != "classification")
-    if cfg["optimizer"]["name"] == "molf":
-        require(
-            cfg["model"]["name"] == "mlp1",
-            "model",
-            f"optimizer=molf trains model=mlp1 (got model={cfg['model']['name']})",
-        )
-        require(task == "classification", "task", "optimizer=molf is for classification")
-        variant = cfg["activation"]["variant"]
-        require(
-            variant in ("fixed", "adact"),
-            "activation",
-            f"optimizer=molf trains fixed activations and adact, not {variant}",
-        )
-    check_targets(cfg["targets"], TASKS[task].GOALS)
-    check_stack(cfg)
+    check_trainable(cfg, model, task.capabilities, factory.capabilities)
+    check_trainer(cfg["trainer"], full_batch=task.capabilities.full_batch)
+    check_targets(cfg["targets"], task.goals)
+    check_stack(cfg, model, factory.capabilities)
+    return Checked(task, model, factory)

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 
+import math
+
 
 class UserError(Exception):
     """Something the user can fix (a config value, a missing file); no traceback needed."""
@@ -32,3 +34,8 @@ def require(ok: bool, key: str, message: str) -> None:
     """Raise ConfigError(key, message) unless ok."""
     if not ok:
         raise ConfigError(key, message)
+
+
+def is_finite(value: object) -> bool:
+    """A number that is neither nan nor infinite."""
+    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]

@@ -24,9 +24,8 @@ class FastPaths:
     channels_last: bool
 
 
-def resolve(trainer: Mapping[str, Any], device: torch.device, task: str) -> FastPaths:
-    """The concrete choices for this device and task."""
-    images = task == "classification"
+def resolve(trainer: Mapping[str, Any], device: torch.device, images: bool) -> FastPaths:
+    """The concrete choices for this device and a task with (or without) image inputs."""
     cuda = device.type == "cuda"
     precision = trainer["precision"]
     if precision == "auto":

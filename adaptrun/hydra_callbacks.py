@@ -67,7 +67,8 @@ class FailFast(Callback):
             self.jobs = sweep.expand(list(config.hydra.overrides.task), params)
         except HydraException as exc:
             fail(str(exc).strip().replace("\n", "; "))
-        problems = sweep.preflight(str(kwargs.get("config_name") or "config"), self.jobs)
+        search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
+        problems = sweep.preflight(str(kwargs.get("config_name") or "config"), self.jobs, search)
         if problems:
             print(
                 f"adaptrun: error: {len(problems)} of {len(self.jobs)} runs in this sweep "

@@ -77,6 +77,24 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
     )
 
 
+def check_trainable(cfg: Mapping[str, Any], model: Any, task: Any, activation: Any) -> None:
+    """optimizer=molf trains only what declares the ``molf`` capability: a one-hidden-layer
+    model with bypass weights, class targets, and activations it has a step for."""
+    if cfg["optimizer"]["name"] != "molf":
+        return
+    require(
+        model.molf,
+        "model",
+        f"optimizer=molf trains model=mlp1 (got model={cfg['model']['name']})",
+    )
+    require(task.molf, "task", f"optimizer=molf is for classification, not {cfg['task']['name']}")
+    require(
+        activation.molf,
+        "activation",
+        f"optimizer=molf trains fixed activations and adact, not {cfg['activation']['name']}",
+    )
+
+
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """Activation parameters get no weight decay (it would pull slopes towards zero);
     a transfer model's pretrained backbone gets ``model.backbone_lr_mult`` times the rate;
@@ -84,7 +102,7 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     if cfg["name"] == "molf":
         return Passive(model.parameters())  # molf.molf_iteration sets the weights
     lr = float(cfg["lr"])
-    exempt_ids = {id(p) for p in activation_parameters(model)}
+    exempt_ids = {id(p) for p in activation_parameters(model, exempt_only=True)}
     backbone = getattr(model, "backbone_parameters", list)()  # transfer models only
     backbone_ids = {id(p) for p in backbone}
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from adaptrun import checkpoint, fastpaths
-from adaptrun.activations import APL, ActivationFactory, AdAct
-from adaptrun.activations.plots import activation_curves
+from adaptrun.activations import ActivationFactory
+from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.checkpoint import fingerprint, flat_config
-from adaptrun.config_check import check_activation, check_config
+from adaptrun.config_check import Checked, check_config
 from adaptrun.errors import UserError
 from adaptrun.events import truncate_events
 from adaptrun.interrupt import STOP
@@ -27,7 +27,7 @@ from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
 from adaptrun.steps import build_step
-from adaptrun.tasks import build_task
+from adaptrun.tasks import Task
 from adaptrun.track import Tracker, write_failure
 from adaptrun.train import Loop, train
 
@@ -48,16 +48,18 @@ def seed_everything(seed: int) -> None:
 
 
 def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings people compare runs by, for TensorBoard's HParams dashboard."""
-    act = cfg["activation"]
+    """The settings people compare runs by, for TensorBoard's HParams dashboard: the
+    activation's own scalar settings, whatever its family has."""
+    act = {
+        k: v
+        for k, v in cfg["activation"].items()
+        if k not in ("name", "family", "impl") and isinstance(v, (int, float, str, bool))
+    }
     return {
         "dataset": cfg["dataset"]["name"],
         "model": cfg["model"]["name"],
-        "activation": act["name"],
-        "variant": act["variant"],
-        "base": act["base"],
-        "n": act["n"],
-        "slope_recovery": act["slope_recovery"],
+        "activation": cfg["activation"]["name"],
+        **act,
         "optimizer": cfg["optimizer"]["name"],
         "lr": cfg["optimizer"]["lr"],
         "batch_size": cfg["trainer"]["batch_size"],
@@ -94,15 +96,10 @@ def finished_run(run_dir: Path, config_hash: str) -> dict[str, Any] | None:
     return metrics
 
 
-def _figures(task: Any, model: torch.nn.Module) -> Callable[[], dict[str, Any]] | None:
-    """The task's own figures plus learned piecewise-linear activations, if any."""
-    has_curves = any(isinstance(m, (AdAct, APL)) for m in model.modules())
-    if not hasattr(task, "figures") and not has_curves:
-        return None
-    return lambda: {
-        **(task.figures(model) if hasattr(task, "figures") else {}),
-        **activation_curves(model),
-    }
+def _figures(task: Task, model: torch.nn.Module) -> Callable[[], dict[str, Any]]:
+    """The task's own figures plus the learned activations that can draw themselves."""
+    curves = has_curves(model)
+    return lambda: {**task.figures(model), **(activation_curves(model) if curves else {})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +146,7 @@ def run(
     from it. Any later exception (a missing dataset, a crash while training) is
     recorded in metrics.json with status ``failed`` and raised again.
     """
-    check_config(cfg)
+    checked = check_config(cfg)
     run_dir = Path(run_dir)
     config = flat_config(OmegaConf.to_container(cfg, resolve=True))
     specs = run_specs(cfg, run_dir, overrides or {}, config)
@@ -161,7 +158,7 @@ def run(
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
         return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
     with STOP.installed():
-        return _train(cfg, run_dir, config, specs)
+        return _train(cfg, run_dir, config, specs, checked)
 
 
 def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -176,20 +173,28 @@ def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _train(
-    cfg: DictConfig, run_dir: Path, config: Mapping[str, Any], specs: list[RunSpec]
+    cfg: DictConfig,
+    run_dir: Path,
+    config: Mapping[str, Any],
+    specs: list[RunSpec],
+    checked: Checked,
 ) -> dict[str, Any]:
+    caps = checked.task.capabilities
     try:
         device = resolve_device(cfg.trainer.device)
-        factory = ActivationFactory(check_activation(cfg.activation, cfg.task.name))
         tasks, models = [], []
         for spec in specs:
             seed_everything(spec.cfg.seed)
-            task = tasks[0].with_seed(spec.cfg.seed) if tasks else build_task(spec.cfg, device)
+            factory = ActivationFactory(checked.activation.config)  # each run's own shares
+            if tasks:
+                task = tasks[0].with_seed(spec.cfg.seed)
+            else:
+                task = checked.task.build(spec.cfg, device)
             shape, outputs = task.input_shape, task.num_outputs
             tasks.append(task)
             models.append(build_model(cfg.model, shape, outputs, factory).to(device))
         stacked = len(specs) > 1
-        fast = fastpaths.resolve(cfg.trainer, device, cfg.task.name)
+        fast = fastpaths.resolve(cfg.trainer, device, caps.images)
         models = [fastpaths.apply(fast, m, t, device) for m, t in zip(models, tasks, strict=True)]
         model = stack_models(models) if stacked else models[0]
         task = StackedTask(tasks, models) if stacked else tasks[0]
@@ -225,9 +230,16 @@ def _train(
     log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
     try:
         if stacked:
-            step_fn = stacked_step(model, models[0], task, loop.precision)
+            step_fn = stacked_step(model, models[0], task, loop.precision, caps.functional_loss)
         else:
-            step_fn = build_step(model, task, cfg.trainer.compile, loop.precision, cfg.optimizer)
+            step_fn = build_step(
+                model,
+                task,
+                cfg.trainer.compile,
+                loop.precision,
+                cfg.optimizer,
+                caps.functional_loss,
+            )
         with trackers[0].progress.logging():
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
@@ -260,7 +272,7 @@ def _tracker(
     cfg: DictConfig,
     spec: RunSpec,
     model: torch.nn.Module,
-    task: Any,
+    task: Task,
     total_steps: int,
     resumed: Mapping[str, Any] | None,
     first_dir: Path,

@@ -25,13 +25,10 @@ from torch.func import functional_call, vmap
 from adaptrun.errors import require
 from adaptrun.steps import Objective
 
-# Models with neither BatchNorm (running statistics are updated in place) nor dropout
-# (its random mask would differ from a separate run's).
-STACKABLE = ("mlp", "mlp1", "vgg")
 
-
-def check_stack(cfg: Mapping[str, Any]) -> None:
-    """trainer.stack > 1 needs what stacking can reproduce exactly."""
+def check_stack(cfg: Mapping[str, Any], model: Any, activation: Any) -> None:
+    """trainer.stack > 1 needs what stacking can reproduce exactly: a model and activation
+    whose capabilities say ``stackable``, an elementwise optimizer, no L-BFGS phase."""
     stack = cfg["trainer"]["stack"]
     require(
         isinstance(stack, int) and not isinstance(stack, bool) and stack >= 1,
@@ -40,13 +37,16 @@ def check_stack(cfg: Mapping[str, Any]) -> None:
     )
     if stack == 1:
         return
-    model = cfg["model"]
-    no_dropout = model["name"] == "lenet" and float(model.get("dropout", 0)) == 0
     require(
-        model["name"] in STACKABLE or no_dropout,
+        model.stackable,
         "trainer.stack",
         f"stacks mlp, mlp1, vgg and lenet without dropout (no BatchNorm, no dropout); "
-        f"got model={model['name']}",
+        f"got model={cfg['model']['name']}",
+    )
+    require(
+        activation.stackable,
+        "trainer.stack",
+        f"activation {cfg['activation']['name']} says it cannot be stacked; use trainer.stack=1",
     )
     require(
         cfg["optimizer"]["name"] in ("adam", "sgd"),
@@ -119,11 +119,17 @@ class StackedTask:
 
 
 def stacked_step(
-    stacked: nn.Module, template: nn.Module, task: StackedTask, precision: str = "fp32"
+    stacked: nn.Module,
+    template: nn.Module,
+    task: StackedTask,
+    precision: str = "fp32",
+    functional: bool = False,
 ) -> Callable[[Any], tuple[torch.Tensor, torch.Tensor]]:
     """Forward all runs at once (vmap over the stacked parameters and batches), then one
-    backward of the summed losses; returns each run's loss and penalty, shape (R,)."""
-    objective = Objective(template, task.tasks[0])
+    backward of the summed losses; returns each run's loss and penalty, shape (R,).
+    ``functional``: the task's loss takes its input derivatives through torch.func (which
+    vmap needs; plain autograd.grad cannot run under it)."""
+    objective = Objective(template, task.tasks[0], functional)
     device = next(stacked.parameters()).device
 
     def one_run(params: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:

@@ -15,11 +15,12 @@ from torch.func import functional_call, grad_and_value
 
 from adaptrun.activations import model_penalty
 from adaptrun.molf import molf_iteration
+from adaptrun.tasks import Task
 
 Step = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 
 
-def eager_step(model: nn.Module, task: Any, precision: str = "fp32") -> Step:
+def eager_step(model: nn.Module, task: Task, precision: str = "fp32") -> Step:
     """Forward under optional bf16 autocast, then ``backward()``: the reference."""
     device = next(model.parameters()).device
 
@@ -35,27 +36,25 @@ def eager_step(model: nn.Module, task: Any, precision: str = "fp32") -> Step:
 
 class Objective(nn.Module):
     """Task loss + penalty as one module, so functional_call swaps every parameter at once
-    (the slopes read by model_penalty included). Tasks with input derivatives take them
-    through torch.func (``functional``), which is what makes them safe under grad/vmap."""
+    (the slopes read by model_penalty included). ``functional``: the task's loss takes its
+    input derivatives through torch.func, which is what makes it safe under grad/vmap."""
 
-    def __init__(self, model: nn.Module, task: Any) -> None:
+    def __init__(self, model: nn.Module, task: Task, functional: bool = False) -> None:
         super().__init__()
         self.model = model
         self.task = task
+        self.functional = functional
 
     def forward(self, batch: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        if getattr(self.task, "functional_step", False):
-            loss = self.task.loss(self.model, batch, functional=True)
-        else:
-            loss = self.task.loss(self.model, batch)
+        loss = self.task.loss(self.model, batch, functional=self.functional)
         penalty = model_penalty(self.model)
         return loss + penalty, (loss.detach(), penalty.detach())
 
 
-def compiled_functional_step(model: nn.Module, task: Any) -> Step:
+def compiled_functional_step(model: nn.Module, task: Task) -> Step:
     """The whole step (input derivatives, loss, parameter gradients) as one compiled
     function through torch.func, for full-batch tasks whose loss supports ``functional``."""
-    objective = Objective(model, task)
+    objective = Objective(model, task, functional=True)
     names = [name for name, _ in objective.named_parameters()]
 
     def total(params: dict[str, torch.Tensor], batch: Any) -> Any:
@@ -73,7 +72,7 @@ def compiled_functional_step(model: nn.Module, task: Any) -> Step:
     return step
 
 
-def molf_train_step(model: nn.Module, task: Any, cfg: Any) -> Step:
+def molf_train_step(model: nn.Module, task: Task, cfg: Any) -> Step:
     """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
     the task's own loss after the update."""
 
@@ -97,13 +96,18 @@ def molf_train_step(model: nn.Module, task: Any, cfg: Any) -> Step:
 
 
 def build_step(
-    model: nn.Module, task: Any, compile: bool, precision: str, optimizer: Any = None
+    model: nn.Module,
+    task: Task,
+    compile: bool,
+    precision: str,
+    optimizer: Any = None,
+    functional_loss: bool = False,
 ) -> Step:
     """``optimizer=molf``: the MOLF iteration. ``compile``: the compiled functional step
-    where the task supports it (regression, physics-informed), else a torch.compile'd
-    model inside the eager step."""
+    where the task's loss runs under torch.func (``functional_loss``: regression,
+    physics-informed), else a torch.compile'd model inside the eager step."""
     if optimizer is not None and optimizer["name"] == "molf":
         return molf_train_step(model, task, optimizer)
-    if compile and getattr(task, "functional_step", False):
+    if compile and functional_loss:
         return compiled_functional_step(model, task)
     return eager_step(torch.compile(model) if compile else model, task, precision)

@@ -44,12 +44,16 @@ def expand(
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def preflight(config_name: str, jobs: Sequence[Sequence[str]]) -> list[str]:
-    """One line per job whose composed config cannot work: its overrides and why."""
+def preflight(
+    config_name: str, jobs: Sequence[Sequence[str]], search: Sequence[str] = ()
+) -> list[str]:
+    """One line per job whose composed config cannot work: its overrides and why.
+    ``search``: the sweep's hydra.searchpath overrides (the user's own config options)."""
     problems = []
     for overrides in jobs:
         try:
-            check_config(compose(config_name=config_name, overrides=list(overrides)))
+            composed = compose(config_name=config_name, overrides=[*search, *overrides])
+            check_config(composed)
         except (UserError, HydraException, OmegaConfBaseException) as exc:
             reason = str(exc).strip().replace("\n", "; ")
             problems.append(f"{' '.join(overrides) or '(no overrides)'}: {reason}")

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from adaptrun.activations import SlopeActivation, activation_parameters
+from adaptrun.activations import activation_parameters
 from adaptrun.convergence import Point, auc_log10, first_reach
 from adaptrun.files import replace_atomically
 from adaptrun.progress import Progress
@@ -182,16 +182,14 @@ class Tracker:
         self.history.setdefault(name, []).append(point)
 
     def _log_slopes(self, step: int) -> None:
-        shared: set[int] = set()
+        """Whatever the model's modules offer through ``slopes(name)``."""
+        slopes: dict[str, torch.Tensor] = {}
         for name, module in self.model.named_modules():
-            if not isinstance(module, SlopeActivation):
-                continue
-            if module.variant == "global":
-                if id(module.a) in shared:
-                    continue
-                shared.add(id(module.a))
-                name = "global"
-            slope = module.slope().float()
+            offered = getattr(module, "slopes", None)
+            if callable(offered):
+                slopes.update(offered(name))
+        for name, slope in slopes.items():
+            slope = slope.detach().float()
             if slope.numel() == 1:
                 self.writer.add_scalar(f"slopes/{name}", slope.item(), step)
             else:

@@ -33,7 +33,14 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch import nn
 
-from adaptrun.activations import ActivationFactory, ActivationSpec, model_penalty
+from adaptrun.activations import (
+    ActivationFactory,
+    AdActConfig,
+    APLConfig,
+    FixedConfig,
+    SlopeConfig,
+    model_penalty,
+)
 from adaptrun.activations.fused import triton_usable
 from adaptrun.checkpoint import Checkpoints, Position
 from adaptrun.cli import config_dir
@@ -46,13 +53,13 @@ from adaptrun.tasks import ClassificationTask
 from adaptrun.track import Tracker
 from adaptrun.train import Loop, train
 
-VARIANTS = {  # name -> ActivationSpec fields
-    "relu (fixed)": {"variant": "fixed"},
-    "layerwise slope": {"variant": "layerwise"},
-    "neuronwise, per channel": {"variant": "neuronwise", "granularity": "channel"},
-    "neuronwise, per element": {"variant": "neuronwise", "granularity": "element"},
-    "adact (4 segments)": {"variant": "adact", "hinges": 5, "granularity": "channel"},
-    "apl (4 hinges)": {"variant": "apl", "segments": 4, "granularity": "channel"},
+VARIANTS = {  # name -> (family config, its fields)
+    "relu (fixed)": (FixedConfig, {}),
+    "layerwise slope": (SlopeConfig, {"variant": "layerwise"}),
+    "neuronwise, per channel": (SlopeConfig, {"variant": "neuronwise", "granularity": "channel"}),
+    "neuronwise, per element": (SlopeConfig, {"variant": "neuronwise", "granularity": "element"}),
+    "adact (4 segments)": (AdActConfig, {"hinges": 5, "granularity": "channel"}),
+    "apl (4 hinges)": (APLConfig, {"segments": 4, "granularity": "channel"}),
 }
 NETWORKS = {"3-VGG": "vgg3", "LeNet": "lenet", "PreActResNet18": "preact_resnet18", "MLP": "mlp"}
 CIFAR = (3, 32, 32)
@@ -121,17 +128,18 @@ def activation_rows(args: argparse.Namespace, device: torch.device, fast: Fast) 
             continue
         cfg = model_config(model_name)
         base_rate = {}
-        for variant, fields in VARIANTS.items():
-            for impl in impls if fields["variant"] != "fixed" else ["torch"]:
+        for variant, (kind, fields) in VARIANTS.items():
+            fixed = kind is FixedConfig
+            for impl in ["torch"] if fixed else impls:
                 torch.manual_seed(0)
-                act = ActivationFactory(ActivationSpec(**fields, impl=impl))
+                act = ActivationFactory(kind(**fields) if fixed else kind(**fields, impl=impl))
                 model = fast.model(build_model(cfg, CIFAR, 10, act))
                 opt = torch.optim.Adam(model.parameters(), 1e-3)
                 seconds = timed(
                     lambda m=model, o=opt: train_step(m, o, x, y, fast), device, 3, args.repeat
                 )
                 rate = batch / seconds
-                if fields["variant"] == "fixed":
+                if fixed:
                     base_rate = {i: rate for i in impls}
                 rows.append([net, variant, impl, f"{rate:,.0f}", f"{rate / base_rate[impl]:.2f}"])
     return rows
@@ -152,7 +160,7 @@ def runner_rows(args: argparse.Namespace, device: torch.device, fast: Fast) -> l
     data = synthetic_images(args.images, device)
     ops = [{"op": "crop", "padding": 4}, {"op": "flip", "p": 0.5}]
     task = ClassificationTask(data, args.batch, 0, device, Augment(ops))
-    spec = ActivationSpec(variant="neuronwise", granularity="channel")
+    spec = SlopeConfig(variant="neuronwise", granularity="channel")
 
     def fresh() -> tuple[nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
@@ -231,7 +239,7 @@ def stack_rows(args: argparse.Namespace, device: torch.device) -> list[list]:
     """R small-MLP runs (8x8 inputs, batch 64): one vmapped step against R steps."""
     runs, shape = args.runs, (1, 8, 8)
     cfg = model_config("mlp")
-    spec = ActivationSpec(variant="neuronwise")
+    spec = SlopeConfig(variant="neuronwise")
     models = []
     for r in range(runs):
         torch.manual_seed(r)
@@ -269,7 +277,7 @@ class _CrossEntropy:
 
     steps_per_epoch, goals = 1, {}
 
-    def loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: tuple, functional: bool = False) -> torch.Tensor:
         return F.cross_entropy(model(batch[0]), batch[1])
 
 

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from hydra import compose, initialize_config_dir
 
-from adaptrun.activations import ActivationFactory
 from adaptrun.cli import config_dir
-from adaptrun.config_check import check_activation, check_config
+from adaptrun.config_check import check_config
 from adaptrun.models import build_model
 from adaptrun.run import resolve_device
 from adaptrun.steps import compiled_functional_step, eager_step
@@ -64,13 +63,11 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         overrides = ["experiment=jagtap_burgers", "activation=layerwise_slope", *args.overrides]
         cfg = compose("config", overrides)
-    check_config(cfg)
+    checked = check_config(cfg)
     device = resolve_device(cfg.trainer.device)
-    from adaptrun.tasks import build_task
-
-    task = build_task(cfg, device)
+    task = checked.task.build(cfg, device)
     torch.manual_seed(cfg.seed)
-    act = ActivationFactory(check_activation(cfg.activation, cfg.task.name))
+    act = checked.activation
     model = build_model(cfg.model, task.input_shape, task.num_outputs, act).to(device)
     twin = copy.deepcopy(model)
     batch = next(iter(task.train_batches(0)))

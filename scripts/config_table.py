@@ -22,8 +22,9 @@ def defaults() -> dict[str, str]:
 
 
 def describe(path: Path) -> str:
-    """The option file's first line, when it is a comment."""
-    first = path.read_text().splitlines()[0]
+    """The option file's first comment line (past Hydra's ``# @package`` directive)."""
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("# @package")]
+    first = lines[0] if lines else ""
     return first.lstrip("# ").strip().replace("|", "\\|") if first.startswith("#") else ""
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -89,3 +90,13 @@ def read_metrics(run_dir: Path) -> dict:
 @pytest.fixture
 def compose_cfg():
     return compose_config
+
+
+def activation_config(variant: str = "fixed", **fields: Any) -> Any:
+    """The family config that computes ``variant`` (fixed, global, layerwise, neuronwise,
+    adact, apl), the way the conf/activation options choose them."""
+    from adaptrun.activations import AdActConfig, APLConfig, FixedConfig, SlopeConfig
+
+    if variant in ("global", "layerwise", "neuronwise"):
+        return SlopeConfig(variant=variant, **fields)
+    return {"fixed": FixedConfig, "adact": AdActConfig, "apl": APLConfig}[variant](**fields)

@@ -6,13 +6,15 @@ import math
 
 import pytest
 import torch
+from conftest import activation_config
 from torch import nn
 
 from adaptrun.activations import (
     BASES,
     ActivationFactory,
-    ActivationSpec,
+    FixedConfig,
     SlopeActivation,
+    SlopeConfig,
     SpecError,
     activation_parameters,
     make_base,
@@ -32,7 +34,7 @@ SHAPES = {"dense": (7,), "conv_channel": (3, 5, 4), "conv_element": (3, 5, 4)}
 def test_adaptive_at_init_equals_fixed_base(base, variant, site, n):
     torch.manual_seed(0)
     granularity = "channel" if site == "conv_channel" else "element"
-    spec = ActivationSpec(variant=variant, base=base, n=n, granularity=granularity)
+    spec = activation_config(variant, base=base, n=n, granularity=granularity)
     adaptive = ActivationFactory(spec)(SHAPES[site])
     fixed = make_base(base)
     x = torch.randn(6, *SHAPES[site]) * 3
@@ -43,7 +45,7 @@ def test_adaptive_at_init_equals_fixed_base(base, variant, site, n):
 
 @pytest.mark.parametrize("base", sorted(BASES))
 def test_fixed_variant_is_the_plain_base(base):
-    module = ActivationFactory(ActivationSpec(variant="fixed", base=base))((4,))
+    module = ActivationFactory(FixedConfig(base=base))((4,))
     assert type(module) is type(make_base(base))
     assert not isinstance(module, SlopeActivation)
 
@@ -52,7 +54,7 @@ def test_fixed_variant_is_the_plain_base(base):
 @pytest.mark.parametrize("variant", ADAPTIVE)
 def test_gradient_wrt_slope_and_input_matches_finite_differences(base, variant):
     torch.manual_seed(1)
-    spec = ActivationSpec(variant=variant, base=base, n=2.0)
+    spec = activation_config(variant, base=base, n=2.0)
     act = ActivationFactory(spec)((5,)).double()
     with torch.no_grad():
         act.a.add_(torch.rand_like(act.a) * 0.5)  # move away from the initial point
@@ -82,7 +84,7 @@ def test_slope_recovery_matches_hand_computation():
 
 
 def _mlp(variant: str, widths=(5, 6, 7), **kw) -> MLP:
-    spec = ActivationSpec(variant=variant, base="tanh", n=10.0, **kw)
+    spec = activation_config(variant, base="tanh", n=10.0, **kw)
     return MLP((1, 2, 2), widths, 3, ActivationFactory(spec))
 
 
@@ -123,8 +125,8 @@ def test_mlp_extra_parameter_counts():
     assert _extra_params(_mlp("neuronwise"), fixed) == 5 + 6 + 7  # sum of hidden widths
 
 
-def _vgg(variant: str, granularity: str = "element") -> VGG:
-    spec = ActivationSpec(variant=variant, granularity=granularity)
+def _vgg(variant: str, granularity: str | None = None) -> VGG:
+    spec = activation_config(variant, **({"granularity": granularity} if granularity else {}))
     return VGG((3, 8, 8), [4, 6], 5, 10, ActivationFactory(spec))
 
 
@@ -170,5 +172,5 @@ def test_global_variant_shares_one_parameter_that_every_site_trains():
 )
 def test_spec_rejects_impossible_values_naming_the_field(kwargs, field):
     with pytest.raises(SpecError) as info:
-        ActivationSpec(**kwargs)
+        ActivationFactory(SlopeConfig(**kwargs))
     assert info.value.field == field

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from adaptrun.activations import ActivationFactory, ActivationSpec, activation_parameters
+from adaptrun.activations import ActivationFactory, SlopeConfig, activation_parameters
 from adaptrun.convergence import Point, auc_log10, first_reach
 from adaptrun.models import MLP
 from adaptrun.optim import build_optimizer, lr_factor
@@ -48,7 +48,7 @@ def test_schedule_factors(cfg, step, expected):
 
 
 def test_slopes_are_exempt_from_weight_decay():
-    model = MLP((4,), [3], 2, ActivationFactory(ActivationSpec(variant="neuronwise")))
+    model = MLP((4,), [3], 2, ActivationFactory(SlopeConfig(variant="neuronwise")))
     cfg = {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.5}
     optimizer = build_optimizer(model, cfg)
     decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
@@ -65,7 +65,7 @@ def test_slopes_are_exempt_from_weight_decay():
 
 
 def test_prelu_weight_counts_as_an_activation_parameter_without_decay():
-    spec = ActivationSpec(variant="layerwise", base="prelu")
+    spec = SlopeConfig(variant="layerwise", base="prelu")
     model = MLP((4,), [3, 3], 2, ActivationFactory(spec))
     params = activation_parameters(model)
     assert sum(p.numel() for p in params) == 2 + 2  # two slopes, two PReLU weights

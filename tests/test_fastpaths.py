@@ -31,7 +31,9 @@ AUTO = {"precision": "auto", "channels_last": "auto", "stack": 1}
     ],
 )  # fmt: skip
 def test_auto_is_fast_on_cuda_and_plain_on_cpu(trainer, device, task, expected):
-    assert resolve(trainer, device, task) == expected
+    from adaptrun.tasks import TASKS
+
+    assert resolve(trainer, device, TASKS[task].capabilities.images) == expected
 
 
 def test_channels_last_trains_like_the_plain_layout(tmp_path):
@@ -44,9 +46,9 @@ def test_channels_last_trains_like_the_plain_layout(tmp_path):
 
 
 def test_channels_last_batches_come_in_that_layout():
-    from adaptrun.tasks import build_task
+    from adaptrun.tasks import TASKS
 
-    task = build_task(compose_config([]), CPU)
+    task = TASKS["classification"].build(compose_config([]), CPU)
     task.memory_format = torch.channels_last
     x, _ = next(task.train_batches(0))
     assert x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import activation_config
 from torch import nn
 
-from adaptrun.activations import APL, ActivationFactory, ActivationSpec, AdAct
+from adaptrun.activations import APL, ActivationFactory, AdAct, SlopeConfig
 from adaptrun.activations.fused import triton_available, use_triton
 from adaptrun.activations.slope import SlopeActivation
 
@@ -34,8 +35,8 @@ BASES = ["relu", "leaky_relu", "tanh", "sigmoid", "sin", "gelu", "silu", "prelu"
 def twins(spec: dict, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     """The same activation module twice, impl=torch and impl=triton, equal parameters."""
     torch.manual_seed(0)
-    ref = ActivationFactory(ActivationSpec(**spec, impl="torch"))(shape)
-    fused = ActivationFactory(ActivationSpec(**spec, impl="triton"))(shape)
+    ref = ActivationFactory(activation_config(**spec, impl="torch"))(shape)
+    fused = ActivationFactory(activation_config(**spec, impl="triton"))(shape)
     with torch.no_grad():
         for p in ref.parameters():  # away from the initial values: slopes != 1, bent hinges
             p.add_(torch.randn_like(p) * 0.3)
@@ -75,7 +76,8 @@ def test_slope_kernels_match_the_reference(base, variant, x_shape, shape, granul
 @pytest.mark.parametrize(("x_shape", "shape", "granularity"), LAYOUTS)
 @pytest.mark.parametrize("count", [3, 7])
 def test_piecewise_kernels_match_the_reference(variant, x_shape, shape, granularity, count):
-    spec = {"variant": variant, "granularity": granularity, "hinges": count, "segments": count}
+    size = {"adact": "hinges", "apl": "segments"}[variant]
+    spec = {"variant": variant, "granularity": granularity, size: count}
     ref, fused = twins(spec, shape)
     assert isinstance(fused, AdAct | APL)
     compare(ref, fused, torch.randn(*x_shape, device=DEVICE) * 3)  # beyond the end hinges
@@ -83,7 +85,9 @@ def test_piecewise_kernels_match_the_reference(variant, x_shape, shape, granular
 
 @pytest.mark.parametrize("variant", ["neuronwise", "adact", "apl"])
 def test_kernels_take_non_contiguous_and_channels_last_inputs(variant):
-    spec = {"variant": variant, "base": "tanh", "granularity": "channel"}
+    spec = {"variant": variant, "granularity": "channel"}
+    if variant == "neuronwise":
+        spec["base"] = "tanh"
     ref, fused = twins(spec, (6, 5, 4))
     wide = torch.randn(2, 6, 5, 8, device=DEVICE)
     compare(ref, fused, wide[..., ::2])  # a strided view
@@ -93,7 +97,7 @@ def test_kernels_take_non_contiguous_and_channels_last_inputs(variant):
 
 
 def test_global_slope_shared_by_two_call_sites_gets_both_gradients():
-    spec = ActivationSpec(variant="global", base="silu", n=3, impl="triton")
+    spec = SlopeConfig(variant="global", base="silu", n=3, impl="triton")
     factory = ActivationFactory(spec)
     first, second = factory((4,)), factory((4,))
     assert first.a is second.a
@@ -150,10 +154,12 @@ def test_burgers_uses_the_reference_modules_and_refuses_triton(tmp_path):
 
     from adaptrun.config_check import check_activation, check_config
     from adaptrun.errors import ConfigError
+    from adaptrun.tasks import TASKS
 
     cfg = compose_config(["experiment=jagtap_burgers", "activation=neuronwise_slope"])
-    assert check_activation(cfg.activation, "burgers").impl == "torch"  # auto -> torch
-    assert check_activation(cfg.activation, "function").impl == "auto"
+    burgers, function = TASKS["burgers"], TASKS["function"]
+    assert check_activation(cfg.activation, burgers).config.impl == "torch"  # auto -> torch
+    assert check_activation(cfg.activation, function).config.impl == "auto"
     with pytest.raises(ConfigError, match="differentiates the network twice"):
         check_config(
             compose_config(

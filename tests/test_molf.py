@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import read_metrics, run_cli, run_dirs
+from conftest import activation_config, read_metrics, run_cli, run_dirs
 
-from adaptrun.activations import ActivationFactory, ActivationSpec
+from adaptrun.activations import ActivationFactory
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
 from adaptrun.models.mlp1 import MLP1
@@ -38,7 +38,7 @@ def test_ols_drops_linearly_dependent_rows_without_nan():
 
 def _problem(variant: str = "adact"):
     torch.manual_seed(0)
-    model = MLP1((6,), 8, 3, ActivationFactory(ActivationSpec(variant=variant))).double()
+    model = MLP1((6,), 8, 3, ActivationFactory(activation_config(variant))).double()
     x = torch.randn(200, 6, dtype=torch.float64)
     labels = (x[:, 0] + x[:, 1] ** 2 > 1).long() + (x[:, 2] > 0.5).long()
     return model, x, F.one_hot(labels, 3).double()

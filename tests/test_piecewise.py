@@ -11,8 +11,10 @@ from torch.func import functional_call
 from adaptrun.activations import (
     APL,
     ActivationFactory,
-    ActivationSpec,
     AdAct,
+    AdActConfig,
+    APLConfig,
+    FixedConfig,
     SpecError,
     activation_parameters,
     model_penalty,
@@ -34,8 +36,7 @@ def test_adact_starts_as_its_init_function_inside_and_outside_the_hinges(
     site, init, reference, hinges
 ):
     shape, granularity = SITES[site]
-    spec = ActivationSpec(
-        variant="adact",
+    spec = AdActConfig(
         init=init,
         negative_slope=0.2,
         hinges=hinges,
@@ -101,28 +102,28 @@ def test_apl_initialisation_and_penalty():
     torch.testing.assert_close(model_penalty(model), expected)
 
 
-def _mlp(spec: ActivationSpec) -> MLP:
+def _mlp(spec: object) -> MLP:
     return MLP((4,), [6, 7], 3, ActivationFactory(spec))
 
 
 def test_parameter_counts():
-    fixed = sum(p.numel() for p in _mlp(ActivationSpec()).parameters())
-    adact = _mlp(ActivationSpec(variant="adact", hinges=5))
-    apl = _mlp(ActivationSpec(variant="apl", segments=3))
+    fixed = sum(p.numel() for p in _mlp(FixedConfig()).parameters())
+    adact = _mlp(AdActConfig(hinges=5))
+    apl = _mlp(APLConfig(segments=3))
     assert sum(p.numel() for p in adact.parameters()) - fixed == (6 + 7) * 5
     assert sum(p.numel() for p in apl.parameters()) - fixed == (6 + 7) * 3 * 2
     assert sum(p.numel() for p in activation_parameters(apl)) == (6 + 7) * 3 * 2
-    spec = ActivationSpec(variant="adact", granularity="channel")
+    spec = AdActConfig(granularity="channel")
     vgg = VGG((3, 8, 8), [4], 5, 10, ActivationFactory(spec))
     assert sum(p.numel() for p in activation_parameters(vgg)) == (4 + 4 + 5) * 5
 
 
 def test_adact_refuses_hinges_that_miss_zero():
     with pytest.raises(SpecError) as info:
-        ActivationSpec(variant="adact", hinges=4, hinge_range=(-2, 2))
+        ActivationFactory(AdActConfig(hinges=4, hinge_range=(-2, 2)))
     assert info.value.field == "hinges"
     with pytest.raises(SpecError) as info:
-        ActivationSpec(variant="adact", init="tanh")
+        ActivationFactory(AdActConfig(init="tanh"))
     assert info.value.field == "init"
 
 

@@ -113,7 +113,6 @@ def test_lbfgs_phase_continues_the_run(compose_cfg, tmp_path):
         (["task=burgers", "dataset=digits"], "dataset"),
         (["task=function"], "dataset"),  # digits is not a function dataset
         (["trainer.lbfgs_steps=5"], "trainer.lbfgs_steps"),  # classification is mini-batch
-        (["experiment=jagtap_burgers", "model=vgg1"], "model"),
         (["experiment=jagtap_burgers", "augmentation=custom"], "augmentation"),
         (["experiment=jagtap_discontinuous", "dataset.domain=[1,0]"], "dataset.domain"),
         (["experiment=jagtap_burgers", "dataset.sampling=sobol"], "dataset.sampling"),
@@ -124,3 +123,13 @@ def test_mismatched_tasks_are_refused(compose_cfg, overrides, key):
     with pytest.raises(ConfigError) as info:
         check_config(compose_cfg(overrides))
     assert info.value.key == key
+
+
+def test_a_preset_refuses_a_model_without_its_keys_at_compose_time(compose_cfg):
+    """The Burgers preset sets model.hidden_layers: a model without that key (vgg1) is
+    refused by its typed config while composing, naming the key."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(["experiment=jagtap_burgers", "model=vgg1"])
+    assert "model.hidden_layers" in str(info.value.__cause__ or info.value)

@@ -78,7 +78,7 @@ def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
     [
         (["activation.n=0"], "activation.n"),
         (["activation=neuronwise", "activation.granularity=pixel"], "activation.granularity"),
-        (["activation.normalization=median"], "activation.normalization"),
+        (["activation=layerwise", "activation.normalization=median"], "activation.normalization"),
         (["activation.slope_recovery=-1"], "activation.slope_recovery"),
         (["trainer.epochs=0"], "trainer.epochs"),
         (["trainer.max_steps=-3"], "trainer.max_steps"),
@@ -101,9 +101,13 @@ def test_config_check_names_the_bad_key(compose_cfg, overrides, key):
 
 def test_every_shipped_option_passes_the_config_check(compose_cfg):
     from adaptrun.cli import config_dir
-    from adaptrun.tasks import DATASETS_FOR
+    from adaptrun.data import DATASETS
+    from adaptrun.tasks import TASKS
 
-    task_of = {d: t for t, datasets in DATASETS_FOR.items() for d in datasets}
+    datasets_for = {
+        t.name: [d.name for d in DATASETS.values() if d.kind == t.takes] for t in TASKS.values()
+    }
+    task_of = {d: t for t, datasets in datasets_for.items() for d in datasets}
     groups = (
         "activation",
         "model",
@@ -122,7 +126,9 @@ def test_every_shipped_option_passes_the_config_check(compose_cfg):
             elif group == "dataset":
                 context = [f"task={task_of[option.stem]}"]
             elif group == "task":
-                context = [f"dataset={DATASETS_FOR[option.stem][-1]}"]
+                context = [f"dataset={datasets_for[option.stem][-1]}"]
+            elif group == "activation" and option.stem == "custom":
+                context = ["activation._target_=torch.nn.SiLU"]
             check_config(compose_cfg([*context, f"{group}={option.stem}"]))
 
 

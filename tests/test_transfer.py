@@ -8,15 +8,21 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from adaptrun.activations import ActivationFactory, ActivationSpec, AdAct, SlopeActivation
+from adaptrun.activations import (
+    ActivationFactory,
+    AdAct,
+    AdActConfig,
+    SlopeActivation,
+    SlopeConfig,
+)
 from adaptrun.errors import UserError
 from adaptrun.models import build_model
 from adaptrun.models.convert import activation_sites, convert_activations
 from adaptrun.optim import build_optimizer
 from adaptrun.run import run
 
-NEURONWISE = ActivationSpec(variant="neuronwise", granularity="channel", n=2.0)
-ADACT = ActivationSpec(variant="adact")
+NEURONWISE = SlopeConfig(variant="neuronwise", granularity="channel", n=2.0)
+ADACT = AdActConfig()
 
 
 @pytest.mark.parametrize(
@@ -28,7 +34,7 @@ def test_every_call_site_gets_its_own_module_and_outputs_are_unchanged(construct
     model = constructor(num_classes=10).eval()
     x = torch.randn(2, 3, 32, 32)
     converted = convert_activations(model, ActivationFactory(spec), x)
-    kind = SlopeActivation if spec.variant == "neuronwise" else AdAct
+    kind = SlopeActivation if isinstance(spec, SlopeConfig) else AdAct
     modules = [m for m in converted.modules() if isinstance(m, kind)]
     assert len(modules) == sites and len({id(m) for m in modules}) == sites
     assert activation_sites(converted) == []  # no original ReLU call left in the graph

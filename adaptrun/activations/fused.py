@@ -101,7 +101,7 @@ def _empty(x: torch.Tensor, kind: str) -> torch.Tensor:
 @functools.cache
 def _kernels() -> dict[str, Any]:
     """The kernels, imported (and compiled) on first use."""
-    from adaptrun.activations import triton_kernels as k
+    from adaptrun.activations import _triton_kernels as k
 
     return {
         "slope": (k.slope_fwd, k.slope_bwd),

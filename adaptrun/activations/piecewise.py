@@ -1,4 +1,5 @@
-"""Trainable piecewise-linear activations: AdAct (fixed hinges, learned values) and APL.
+"""Trainable piecewise-linear activations: AdAct (fixed hinges, learned values) and APL,
+the ``adact`` and ``apl`` families.
 
 Both keep one parameter set per unit: per feature after a dense layer, per channel (or
 per element) after a convolution. ``units`` below is that parameter shape, which
@@ -7,13 +8,25 @@ broadcasts against one sample's features.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptrun.activations.fused import fused_adact, fused_apl, use_triton
+from adaptrun.activations.family import (
+    FAMILIES,
+    GRANULARITIES,
+    ActivationConfig,
+    ActivationFamily,
+    Capabilities,
+    require,
+    unit_shape,
+)
+from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl, use_triton
+from adaptrun.errors import is_count, is_finite
 
 INITS = ("relu", "leaky_relu")
 
@@ -22,6 +35,12 @@ def _per_unit(x: torch.Tensor, table: torch.Tensor, units: tuple[int, ...]) -> t
     """table (*units, K) broadcast against x (B, *features) to (B, *features, K)."""
     view = table.reshape(1, *units, table.shape[-1])
     return view.expand(*x.shape, table.shape[-1])
+
+
+def unit_curves(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(points, units): every unit of a per-unit activation evaluated on the same x."""
+    units = module.units
+    return module(x.view(-1, *[1] * len(units)).expand(-1, *units)).reshape(len(x), -1)
 
 
 class AdAct(nn.Module):
@@ -75,6 +94,9 @@ class AdAct(nn.Module):
         a1 = table.gather(-1, (segment + 1).unsqueeze(-1)).squeeze(-1)
         return a0 + (a1 - a0) * ((x - left) / self.step)
 
+    def curves(self, x: torch.Tensor) -> torch.Tensor:
+        return unit_curves(self, x)
+
     def extra_repr(self) -> str:
         return f"units={self.units}, hinges={self.positions.tolist()}"
 
@@ -105,8 +127,123 @@ class APL(nn.Module):
         b = _per_unit(x, self.b, self.units)
         return F.relu(x) + (a * F.relu(b - x.unsqueeze(-1))).sum(-1)
 
-    def penalty(self) -> torch.Tensor:
+    def penalty(self) -> torch.Tensor | None:
+        if self.decay == 0:
+            return None
         return 0.5 * self.decay * (self.a.pow(2).sum() + self.b.pow(2).sum())
+
+    def curves(self, x: torch.Tensor) -> torch.Tensor:
+        return unit_curves(self, x)
 
     def extra_repr(self) -> str:
         return f"units={self.units}, segments={self.a.shape[-1]}, decay={self.decay}"
+
+
+@dataclasses.dataclass
+class AdActConfig(ActivationConfig):
+    """hinges, hinge_range: AdAct's fixed, evenly spaced hinge locations (odd and symmetric,
+    so that 0 is a hinge); init: the function (relu | leaky_relu) the values start from."""
+
+    family: str = "adact"
+    granularity: str = "channel"  # after a convolution: one set per channel | element
+    hinges: int = 5
+    hinge_range: list[float] = dataclasses.field(default_factory=lambda: [-2.0, 2.0])
+    init: str = "relu"
+    negative_slope: float = 0.01  # leaky_relu init only
+    impl: str = "auto"
+
+
+@dataclasses.dataclass
+class APLConfig(ActivationConfig):
+    """segments: APL's number of hinge terms; decay: its L2 weight on a and b."""
+
+    family: str = "apl"
+    granularity: str = "channel"  # after a convolution: one set per channel | element
+    segments: int = 5
+    decay: float = 0.001
+    impl: str = "auto"
+
+
+def _check_common(config: Any) -> None:
+    require(
+        config.granularity in GRANULARITIES,
+        "granularity",
+        f"unknown granularity {config.granularity!r}; valid: {', '.join(GRANULARITIES)}",
+    )
+    require(
+        config.impl in IMPLS,
+        "impl",
+        f"unknown implementation {config.impl!r}; valid: {', '.join(IMPLS)}",
+    )
+
+
+def _check_adact(config: AdActConfig) -> None:
+    _check_common(config)
+    require(
+        is_count(config.hinges, 2), "hinges", f"must be an integer >= 2 (got {config.hinges!r})"
+    )
+    low_high = list(config.hinge_range)
+    require(
+        len(low_high) == 2 and all(is_finite(v) for v in low_high) and low_high[0] < low_high[1],
+        "hinge_range",
+        f"must be [low, high] with low < high (got {low_high})",
+    )
+    require(
+        config.init in INITS, "init", f"unknown init {config.init!r}; valid: {', '.join(INITS)}"
+    )
+    spacing = (low_high[1] - low_high[0]) / (config.hinges - 1)
+    position = -low_high[0] / spacing
+    require(
+        abs(position - round(position)) < 1e-6 and low_high[0] <= 0 <= low_high[1],
+        "hinges",
+        f"adact needs a hinge at 0 to start as {config.init}: use an odd "
+        "number of hinges over a symmetric hinge_range",
+    )
+    require(
+        is_finite(config.negative_slope),
+        "negative_slope",
+        f"must be a number (got {config.negative_slope!r})",
+    )
+
+
+def _check_apl(config: APLConfig) -> None:
+    _check_common(config)
+    require(
+        is_count(config.segments), "segments", f"must be an integer >= 1 (got {config.segments!r})"
+    )
+    require(
+        is_finite(config.decay) and config.decay >= 0,
+        "decay",
+        f"must be >= 0 (got {config.decay!r})",
+    )
+
+
+FAMILIES.register(
+    ActivationFamily(
+        name="adact",
+        config=AdActConfig,
+        build=lambda c, shape, shared: AdAct(
+            unit_shape(shape, c.granularity),
+            c.hinges,
+            c.hinge_range,
+            c.init,
+            c.negative_slope,
+            c.impl,
+        ),
+        check=_check_adact,
+        capabilities=Capabilities(stackable=True, fused_kernel=True, molf=True),
+        doc="AdAct: learned values at fixed hinges, linear in between",
+    )
+)
+FAMILIES.register(
+    ActivationFamily(
+        name="apl",
+        config=APLConfig,
+        build=lambda c, shape, shared: APL(
+            unit_shape(shape, c.granularity), c.segments, c.decay, c.impl
+        ),
+        check=_check_apl,
+        capabilities=Capabilities(stackable=True, fused_kernel=True),
+        doc="APL: max(0, x) + sum_s a_s max(0, -x + b_s), a and b learned per unit",
+    )
+)

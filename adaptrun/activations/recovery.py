@@ -1,4 +1,4 @@
-"""The slope recovery term S(a) and the model-wide penalty the training loop adds."""
+"""The slope recovery term S(a), and the model-wide penalty the training loop adds."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from adaptrun.activations.slope import SlopeActivation
 
 NORMALIZATIONS = ("mean", "sum")
 
@@ -26,22 +24,26 @@ def slope_recovery(slopes: Sequence[torch.Tensor], normalization: str = "mean") 
 
 
 def model_penalty(model: nn.Module) -> torch.Tensor:
-    """Everything the activations add to the loss; zero if nothing asks for it.
+    """Everything the model's modules add to the loss; zero if nothing asks for it.
 
-    The weighted slope recovery terms W_a * S(a) (a parameter shared by several call
-    sites, as in the global variant, counts once), plus each module's own ``penalty()``
-    (APL's L2 on its hinge parameters).
+    Each module's own ``penalty()``, plus each class's ``joint_penalty(modules)`` over all
+    of its modules in the model at once (slope recovery couples every layer's slopes).
+    Either may return None: nothing to add.
     """
-    groups: dict[tuple[float, str], dict[int, torch.Tensor]] = {}
-    own: list[torch.Tensor] = []
+    terms: list[torch.Tensor] = []
+    joint: dict[type, list[nn.Module]] = {}
     for module in model.modules():
-        if isinstance(module, SlopeActivation) and module.recovery_weight > 0:
-            key = (module.recovery_weight, module.normalization)
-            groups.setdefault(key, {})[id(module.a)] = module.a
-        elif hasattr(module, "penalty") and getattr(module, "decay", 0) > 0:
-            own.append(module.penalty())
-    terms = [w * slope_recovery(list(p.values()), norm) for (w, norm), p in groups.items()]
-    if not terms and not own:
+        if hasattr(type(module), "joint_penalty"):
+            joint.setdefault(type(module), []).append(module)
+        own = getattr(module, "penalty", None)
+        term = own() if callable(own) else None
+        if term is not None:
+            terms.append(term)
+    for kind, modules in joint.items():
+        term = kind.joint_penalty(modules)
+        if term is not None:
+            terms.append(term)
+    if not terms:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         return torch.zeros((), device=device)
-    return sum(terms + own)
+    return sum(terms[1:], terms[0])

@@ -1,12 +1,30 @@
-"""Jagtap et al.'s adaptive activations: sigma(n * a * x) with a trainable slope a."""
+"""Jagtap et al.'s adaptive activations: sigma(n * a * x) with a trainable slope a shared by
+the whole network (global), one per layer (layer-wise) or one per neuron (neuron-wise),
+plus the slope recovery term. The ``slope`` family."""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from adaptrun.activations.bases import Sin
-from adaptrun.activations.fused import fused_slope, use_triton
+from adaptrun.activations.bases import Sin, check_base, check_scale, make_base
+from adaptrun.activations.family import (
+    FAMILIES,
+    GRANULARITIES,
+    ActivationConfig,
+    ActivationFamily,
+    Capabilities,
+    require,
+    unit_shape,
+)
+from adaptrun.activations.fused import IMPLS, fused_slope, use_triton
+from adaptrun.activations.recovery import NORMALIZATIONS, slope_recovery
+
+VARIANTS = ("global", "layerwise", "neuronwise")
 
 
 class SlopeActivation(nn.Module):
@@ -14,8 +32,6 @@ class SlopeActivation(nn.Module):
 
     ``a`` is passed in rather than created so the global variant can hand the same
     Parameter to every call site; ``model.parameters()`` then counts it once.
-    The slope recovery settings live here so ``model_penalty`` can find them without
-    the training loop knowing about activations.
     """
 
     def __init__(
@@ -46,8 +62,24 @@ class SlopeActivation(nn.Module):
         return self.base((self.n * self.a) * x)
 
     def slope(self) -> torch.Tensor:
-        """The effective slope n*a, detached, for logging."""
+        """The effective slope n*a, detached."""
         return (self.n * self.a).detach()
+
+    def slopes(self, name: str) -> dict[str, torch.Tensor]:
+        """n*a under the module's name; the global variant's one slope as ``global``."""
+        return {"global" if self.variant == "global" else name: self.slope()}
+
+    @classmethod
+    def joint_penalty(cls, modules: Sequence[SlopeActivation]) -> torch.Tensor | None:
+        """W_a * S(a) over the model's layers; a slope shared by several call sites (the
+        global variant) counts once."""
+        groups: dict[tuple[float, str], dict[int, torch.Tensor]] = {}
+        for module in modules:
+            if module.recovery_weight > 0:
+                key = (module.recovery_weight, module.normalization)
+                groups.setdefault(key, {})[id(module.a)] = module.a
+        terms = [w * slope_recovery(list(p.values()), norm) for (w, norm), p in groups.items()]
+        return sum(terms[1:], terms[0]) if terms else None
 
     def extra_repr(self) -> str:
         return (
@@ -64,3 +96,69 @@ def base_name(base: nn.Module) -> str | None:
     kinds = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
     kinds.update({nn.SiLU: "silu", Sin: "sin"})
     return kinds.get(type(base))
+
+
+@dataclasses.dataclass
+class SlopeConfig(ActivationConfig):
+    """variant: global | layerwise | neuronwise (Jagtap's GAAF, L-LAAF, N-LAAF).
+    n: scale factor >= 1; slopes start at a = 1/n so n*a = 1.
+    granularity: neuron-wise slopes after a convolution, one per ``channel`` or per
+        ``element`` (channel x height x width, the paper's choice).
+    slope_recovery: weight W_a of S(a); 0 turns it off.
+    normalization: ``mean`` over layers (paper) or ``sum`` (authors' code).
+    impl: ``auto`` (fused Triton kernels on CUDA, PyTorch elsewhere), ``torch``, ``triton``.
+    """
+
+    family: str = "slope"
+    variant: str = "layerwise"
+    base: str = "relu"
+    n: float = 1.0
+    granularity: str = "element"
+    slope_recovery: float = 0.0
+    normalization: str = "mean"
+    negative_slope: float = 0.01
+    impl: str = "auto"
+
+
+def check_choice(value: Any, valid: Sequence[str], field: str, what: str) -> None:
+    require(value in valid, field, f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+
+
+def _check(config: SlopeConfig) -> None:
+    check_choice(config.variant, VARIANTS, "variant", "variant")
+    check_base(config)
+    check_scale(config)
+    check_choice(config.granularity, GRANULARITIES, "granularity", "granularity")
+    check_choice(config.normalization, NORMALIZATIONS, "normalization", "normalization")
+    check_choice(config.impl, IMPLS, "impl", "implementation")
+
+
+def _build(config: SlopeConfig, shape: tuple[int, ...], shared: dict[str, Any]) -> nn.Module:
+    if config.variant == "global":
+        if "a" not in shared:
+            shared["a"] = _init_slope((), config.n)
+        a = shared["a"]
+    elif config.variant == "layerwise":
+        a = _init_slope((), config.n)
+    else:
+        a = _init_slope(unit_shape(shape, config.granularity), config.n)
+    base = make_base(config.base, config.negative_slope)
+    return SlopeActivation(
+        base, a, config.n, config.variant, config.slope_recovery, config.normalization, config.impl
+    )
+
+
+def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
+    return nn.Parameter(torch.full(shape, 1.0 / n))
+
+
+FAMILIES.register(
+    ActivationFamily(
+        name="slope",
+        config=SlopeConfig,
+        build=_build,
+        check=_check,
+        capabilities=Capabilities(stackable=True, fused_kernel=True),
+        doc="Jagtap's trainable slopes: base(n * a * x), global, layer-wise or neuron-wise",
+    )
+)

@@ -9,7 +9,10 @@ from adaptrun.data.images import (
     to_unit,
 )
 from adaptrun.data.placement import PLACEMENTS, choose_placement, place
-from adaptrun.data.registry import DATASETS, PROTOCOLS, check_dataset, check_protocol, load_dataset
+from adaptrun.data.registry import DATASETS, PROTOCOLS, check_protocol, load_dataset
+from adaptrun.registry import discover
+
+discover(__name__)
 
 __all__ = [
     "DATASETS",
@@ -19,7 +22,6 @@ __all__ = [
     "Split",
     "batch_indices",
     "channel_stats",
-    "check_dataset",
     "check_protocol",
     "choose_placement",
     "load_dataset",

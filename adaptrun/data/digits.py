@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
 from adaptrun.data.images import Split
+from adaptrun.data.registry import DATASETS, DatasetEntry, ImageDatasetConfig, check_images
+from adaptrun.errors import is_count, require
 
 
 def load_digits(test_size: int = 360, split_seed: int = 0) -> tuple[Split, Split]:
@@ -25,3 +31,25 @@ def load_digits(test_size: int = 360, split_seed: int = 0) -> tuple[Split, Split
     )
     train = Split(torch.from_numpy(x_train), torch.from_numpy(y_train))
     return train, Split(torch.from_numpy(x_test), torch.from_numpy(y_test))
+
+
+@dataclasses.dataclass
+class DigitsConfig(ImageDatasetConfig):
+    name: str = "digits"
+    test_size: int = 360  # a fixed, stratified train/test split: 1437 / 360
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    check_images(cfg)
+    require(is_count(cfg["test_size"]), "dataset.test_size", "must be an integer >= 1")
+
+
+DATASETS.register(
+    DatasetEntry(
+        name="digits",
+        config=DigitsConfig,
+        kind="images",
+        check=_check,
+        load=lambda cfg: load_digits(int(cfg["test_size"]), int(cfg["split_seed"])),
+    )
+)

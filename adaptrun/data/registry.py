@@ -1,53 +1,64 @@
-"""Dataset names to loaders; every loader returns an ImageData on the CPU."""
+"""The dataset registry: what each dataset option is (its typed config, its kind, its
+checks) and, for image datasets, how to load it as an ImageData on the CPU.
+
+A dataset's ``kind`` says which tasks can use it: a task declares the kind it takes
+(classification takes ``images``; the function and Burgers tasks define their own
+problems and register those as datasets of their own kind).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from adaptrun.data.digits import load_digits
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
-from adaptrun.data.splits import hold_out, kfold, split_pool
-from adaptrun.data.torchvision_sets import SOURCES, load_arrays
-from adaptrun.errors import ConfigError, DatasetError, is_count, require
+from adaptrun.data.splits import hold_out, kfold
+from adaptrun.errors import ConfigError, is_count, is_finite, require
+from adaptrun.registry import Registry
 
-DATASETS = ("digits", *SOURCES)
 PROTOCOLS = ("holdout", "kfold")
+Loader = Callable[[Mapping[str, Any]], tuple[Split, Split]]
 
 
-def _split(arrays: tuple[Any, Any]) -> Split:
-    x, y = arrays
-    return Split(torch.from_numpy(x), torch.from_numpy(y))
+def _no_check(cfg: Mapping[str, Any]) -> None:
+    return None
 
 
-def _load_raw(cfg: Mapping[str, Any]) -> tuple[Split, Split]:
-    name = cfg["name"]
-    if name == "digits":
-        return load_digits(int(cfg["test_size"]), int(cfg["split_seed"]))
-    train, test = load_arrays(name, Path(str(cfg["root"])), bool(cfg["download"]))
-    if test is not None:
-        return _split(train), _split(test)
-    pool = _split(train)  # Semeion: one pool, split as in the paper
-    need = int(cfg["train_size"]) + int(cfg["test_size"] or 1)
-    if len(pool) < need:
-        raise DatasetError(
-            f"dataset {name}: has {len(pool)} samples, fewer than "
-            f"dataset.train_size + dataset.test_size ({need})"
-        )
-    return split_pool(pool, int(cfg["train_size"]), cfg["test_size"], int(cfg["split_seed"]))
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    config: type
+    kind: str  # images | a task's own problem kind
+    check: Callable[[Mapping[str, Any]], None] = _no_check
+    load: Loader | None = None  # images: (train, test) splits, uint8 on the CPU
+    doc: str = ""
 
 
-def check_dataset(cfg: Mapping[str, Any]) -> None:
-    """Config-only checks: a known name and the declared shape every model is built from."""
-    require(
-        cfg["name"] in DATASETS,
-        "dataset.name",
-        f"unknown dataset {cfg['name']!r}; valid: {', '.join(DATASETS)}",
-    )
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "dataset.name")
+
+
+@dataclasses.dataclass
+class ImageDatasetConfig:
+    """The keys every image dataset has."""
+
+    name: str = ""
+    shape: list[int] = dataclasses.field(default_factory=list)  # channels, height, width
+    num_classes: int = 10
+    root: str = "${data_root}"
+    download: bool = True
+    split_seed: int = 0  # seeds the validation hold-out (and any train/test split)
+    val_fraction: float = 0.0
+    placement: str = "auto"  # auto | device | host
+    # the locally-adaptive paper's augmentation for this dataset (augmentation=paper)
+    paper_augmentation: list[Any] = dataclasses.field(default_factory=list)
+
+
+def check_images(cfg: Mapping[str, Any]) -> None:
+    """Checks every image dataset shares: the declared shape every model is built from."""
     shape = list(cfg["shape"])
     require(
         len(shape) == 3 and all(is_count(s) for s in shape),
@@ -55,29 +66,17 @@ def check_dataset(cfg: Mapping[str, Any]) -> None:
         f"must be [channels, height, width] (got {shape})",
     )
     require(int(cfg["num_classes"]) >= 2, "dataset.num_classes", "must be >= 2")
-    fraction = cfg.get("val_fraction", 0.0)
+    fraction = cfg["val_fraction"]
     require(
-        isinstance(fraction, (int, float)) and 0 <= fraction < 1,
+        is_finite(fraction) and 0 <= fraction < 1,
         "dataset.val_fraction",
         f"must be in [0, 1) (got {fraction!r})",
     )
     require(
-        cfg.get("placement", "auto") in PLACEMENTS,
+        cfg["placement"] in PLACEMENTS,
         "dataset.placement",
-        f"unknown placement {cfg.get('placement')!r}; valid: {', '.join(PLACEMENTS)}",
+        f"unknown placement {cfg['placement']!r}; valid: {', '.join(PLACEMENTS)}",
     )
-    if "train_size" in cfg:
-        require(
-            is_count(cfg["train_size"]),
-            "dataset.train_size",
-            "must be an integer >= 1",
-        )
-        test_size = cfg["test_size"]
-        require(
-            test_size is None or is_count(test_size),
-            "dataset.test_size",
-            "must be null (all the rest) or an integer >= 1",
-        )
 
 
 def check_protocol(cfg: Mapping[str, Any]) -> None:
@@ -99,7 +98,10 @@ def check_protocol(cfg: Mapping[str, Any]) -> None:
 
 def load_dataset(cfg: Mapping[str, Any], protocol: Mapping[str, Any] | None = None) -> ImageData:
     """Load the configured dataset, apply the protocol, hold out validation, check shapes."""
-    train, test = _load_raw(cfg)
+    entry = DATASETS[cfg["name"]]
+    if entry.load is None:
+        raise ConfigError("dataset", f"dataset {entry.name} has no images to load")
+    train, test = entry.load(cfg)
     if protocol is not None and protocol["name"] == "kfold":
         seed = int(protocol["seed"])
         train, test = kfold(train, test, int(protocol["folds"]), int(protocol["fold"]), seed)

@@ -13,12 +13,18 @@ import dataclasses
 import importlib
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
+from adaptrun.data.images import Split
+from adaptrun.data.registry import DATASETS, DatasetEntry, ImageDatasetConfig, check_images
+from adaptrun.data.splits import split_pool
 from adaptrun.data.verify import check_idx, check_md5
-from adaptrun.errors import DatasetError
+from adaptrun.errors import DatasetError, is_count, require
 
 Arrays = tuple[np.ndarray, np.ndarray]  # uint8 (N, C, H, W), int64 (N,)
 
@@ -150,3 +156,56 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
             f"({type(exc).__name__}: {exc}); delete them and download again"
         ) from exc
     return train, test
+
+
+def _split(arrays: Arrays) -> Split:
+    x, y = arrays
+    return Split(torch.from_numpy(x), torch.from_numpy(y))
+
+
+def load_splits(cfg: Mapping[str, Any]) -> tuple[Split, Split]:
+    """(train, test) of a torchvision dataset; Semeion's one pool is split as in the paper."""
+    name = cfg["name"]
+    train, test = load_arrays(name, Path(str(cfg["root"])), bool(cfg["download"]))
+    if test is not None:
+        return _split(train), _split(test)
+    pool = _split(train)
+    need = int(cfg["train_size"]) + int(cfg["test_size"] or 1)
+    if len(pool) < need:
+        raise DatasetError(
+            f"dataset {name}: has {len(pool)} samples, fewer than "
+            f"dataset.train_size + dataset.test_size ({need})"
+        )
+    return split_pool(pool, int(cfg["train_size"]), cfg["test_size"], int(cfg["split_seed"]))
+
+
+@dataclasses.dataclass
+class PoolConfig(ImageDatasetConfig):
+    """A dataset with no official split (Semeion): seeded train/test sizes."""
+
+    train_size: int = 1000
+    test_size: int | None = None  # null: all the rest
+
+
+def _check_pool(cfg: Mapping[str, Any]) -> None:
+    check_images(cfg)
+    require(is_count(cfg["train_size"]), "dataset.train_size", "must be an integer >= 1")
+    test_size = cfg["test_size"]
+    require(
+        test_size is None or is_count(test_size),
+        "dataset.test_size",
+        "must be null (all the rest) or an integer >= 1",
+    )
+
+
+for _source in SOURCES.values():
+    _pooled = _source.family == "semeion"
+    DATASETS.register(
+        DatasetEntry(
+            name=_source.name,
+            config=PoolConfig if _pooled else ImageDatasetConfig,
+            kind="images",
+            check=_check_pool if _pooled else check_images,
+            load=load_splits,
+        )
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-INITS = ("default", "glorot_normal", "normal")
+from adaptrun.models.registry import INITS
 
 
 def initialize(model: nn.Module, scheme: str, std: float = 0.1) -> None:

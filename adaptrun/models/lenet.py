@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-ActFactory = Callable[[Sequence[int]], nn.Module]
+from adaptrun.errors import is_finite, require
+from adaptrun.models.registry import (
+    MODELS,
+    ActFactory,
+    ModelCapabilities,
+    ModelConfig,
+    ModelEntry,
+    fits,
+)
+
 MIN_SIZE = 16  # two (conv5 -> pool2) stages need at least 16x16 inputs
 
 
@@ -43,3 +54,31 @@ class LeNet(nn.Module):
         x = self.act2(self.pool(self.conv2(x)))
         x = self.dropout(self.act3(self.fc1(x.flatten(1))))
         return self.fc2(x)
+
+
+@dataclasses.dataclass
+class LeNetConfig(ModelConfig):
+    name: str = "lenet"
+    dropout: float = 0.5
+
+
+def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
+    dropout = cfg["dropout"]
+    require(
+        is_finite(dropout) and 0 <= dropout < 1,
+        "model.dropout",
+        f"must be in [0, 1) (got {dropout!r})",
+    )
+    fits(min(shape[1], shape[2]) >= MIN_SIZE, "lenet", MIN_SIZE, shape, dataset)
+
+
+MODELS.register(
+    ModelEntry(
+        name="lenet",
+        config=LeNetConfig,
+        build=lambda cfg, shape, classes, act: LeNet(shape, classes, act, float(cfg["dropout"])),
+        check=_check,
+        # dropout's random mask would differ from a separate run's
+        capabilities=lambda cfg: ModelCapabilities(stackable=float(cfg["dropout"]) == 0),
+    )
+)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-ActFactory = Callable[[Sequence[int]], nn.Module]
+from adaptrun.errors import is_count, require
+from adaptrun.models.registry import MODELS, ActFactory, ModelCapabilities, ModelConfig, ModelEntry
 
 
 class MLP1(nn.Module):
@@ -33,3 +36,24 @@ class MLP1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, _, o = self.features(x)
         return self.output(torch.cat([x, o], 1))
+
+
+@dataclasses.dataclass
+class MLP1Config(ModelConfig):
+    name: str = "mlp1"
+    hidden: int = 30
+
+
+def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
+    require(is_count(cfg["hidden"]), "model.hidden", "must be an integer >= 1")
+
+
+MODELS.register(
+    ModelEntry(
+        name="mlp1",
+        config=MLP1Config,
+        build=lambda cfg, shape, classes, act: MLP1(shape, int(cfg["hidden"]), classes, act),
+        check=_check,
+        capabilities=ModelCapabilities(images=False, stackable=True, molf=True),
+    )
+)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-ActFactory = Callable[[Sequence[int]], nn.Module]
+from adaptrun.models.registry import MODELS, ActFactory, ModelConfig, ModelEntry
 
 
 def _down(size: int, stride: int) -> int:
@@ -71,3 +72,17 @@ class PreActResNet18(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn(self.blocks(self.stem(x))))
         return self.fc(out.mean(dim=(2, 3)))
+
+
+@dataclasses.dataclass
+class PreActResNetConfig(ModelConfig):
+    name: str = "preact_resnet18"
+
+
+MODELS.register(
+    ModelEntry(
+        name="preact_resnet18",
+        config=PreActResNetConfig,
+        build=lambda cfg, shape, classes, act: PreActResNet18(shape, classes, act),
+    )
+)

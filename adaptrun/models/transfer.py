@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import importlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tvm
 
 from adaptrun.activations import activation_parameters
-from adaptrun.errors import UserError
+from adaptrun.errors import UserError, is_count, is_finite, require
 from adaptrun.models.convert import convert_activations
+from adaptrun.models.registry import (
+    MODELS,
+    ActFactory,
+    ModelCapabilities,
+    ModelConfig,
+    ModelEntry,
+    fits,
+)
 
-ActFactory = Callable[[Sequence[int]], nn.Module]
+# name -> (torchvision builder, its ImageNet weights enum and member, the head's path)
 ARCHITECTURES = {
-    "vgg11": (tvm.vgg11, tvm.VGG11_Weights.IMAGENET1K_V1),
-    "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+    "vgg11": ("vgg11", "VGG11_Weights", "classifier.6"),
+    "resnet18": ("resnet18", "ResNet18_Weights", "fc"),
 }
+
+
+def _torchvision(name: str) -> tuple[Any, Any]:
+    """The builder and weights of ``name``; torchvision is imported on first use (it takes
+    a second, which runs of other models never need)."""
+    tvm = importlib.import_module("torchvision.models")
+    builder, weights, _ = ARCHITECTURES[name]
+    return getattr(tvm, builder), getattr(tvm, weights).IMAGENET1K_V1
 
 
 def weights_file(name: str) -> Path:
     """Where torchvision's weights API keeps the ImageNet checkpoint of ``name``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(ARCHITECTURES[name][1].url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(_torchvision(name)[1].url).name
 
 
 def pretrained_state(name: str, download: bool) -> dict[str, torch.Tensor]:
@@ -33,7 +50,7 @@ def pretrained_state(name: str, download: bool) -> dict[str, torch.Tensor]:
     torch.hub downloads into a temporary file and renames it when complete, so an
     interrupted download leaves nothing the next run would trust.
     """
-    weights = ARCHITECTURES[name][1]
+    weights = _torchvision(name)[1]
     path = weights_file(name)
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -57,9 +74,12 @@ class Transfer(nn.Module):
     """A converted torchvision network behind an input adapter: grey images are repeated
     to three channels and, if ``input_size`` is set, resized to it."""
 
-    def __init__(self, net: nn.Module, in_channels: int, input_size: int | None) -> None:
+    def __init__(
+        self, net: nn.Module, in_channels: int, input_size: int | None, head: str = ""
+    ) -> None:
         super().__init__()
         self.net = net
+        self.head = head  # the new classifier's path in net
         self.in_channels = in_channels
         self.input_size = input_size
 
@@ -75,8 +95,7 @@ class Transfer(nn.Module):
         return self.net(self.adapt(x))
 
     def head_parameters(self) -> list[nn.Parameter]:
-        head = self.net.fc if hasattr(self.net, "fc") else self.net.classifier[6]
-        return list(head.parameters())
+        return list(self.net.get_submodule(self.head).parameters())
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Everything pretrained: not the new head, not our activations."""
@@ -88,21 +107,68 @@ def build_transfer(
     cfg: Mapping[str, Any], shape: Sequence[int], num_classes: int, act: ActFactory
 ) -> Transfer:
     name = cfg["name"]
-    constructor, _ = ARCHITECTURES[name]
+    constructor, _ = _torchvision(name)
     net = constructor(weights=None)
     if cfg["pretrained"]:
         net.load_state_dict(pretrained_state(name, bool(cfg["download"])))
-    if name == "resnet18":
-        net.fc = nn.Linear(net.fc.in_features, num_classes)
-    else:
-        net.classifier[6] = nn.Linear(net.classifier[6].in_features, num_classes)
+    head = ARCHITECTURES[name][2]
+    parent, _, leaf = head.rpartition(".")
+    old = net.get_submodule(head)
+    net.get_submodule(parent).register_module(leaf, nn.Linear(old.in_features, num_classes))
     channels, height, width = shape
     adapter = Transfer(nn.Identity(), channels, cfg["input_size"])
     example = adapter.adapt(torch.zeros(2, channels, height, width))
     net = convert_activations(net.eval(), act, example, last=cfg["adaptive_layers"])
-    model = Transfer(net.train(), channels, cfg["input_size"])
+    model = Transfer(net.train(), channels, cfg["input_size"], head)
     if cfg["freeze_backbone"]:
         for p in model.backbone_parameters():
             p.requires_grad_(False)
     model.backbone_lr_mult = float(cfg["backbone_lr_mult"])
     return model
+
+
+@dataclasses.dataclass
+class TransferConfig(ModelConfig):
+    """pretrained: ImageNet weights from the torch hub cache; adaptive_layers: the last k
+    activation call sites get the configured activation (null: all of them)."""
+
+    pretrained: bool = True
+    download: bool = True
+    adaptive_layers: int | None = 2
+    freeze_backbone: bool = False
+    backbone_lr_mult: float = 1.0
+    input_size: int | None = None
+
+
+def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
+    last = cfg["adaptive_layers"]
+    require(
+        last is None or is_count(last, 0),
+        "model.adaptive_layers",
+        f"must be null (every activation site) or an integer >= 0 (got {last!r})",
+    )
+    size = cfg["input_size"]
+    require(
+        size is None or is_count(size, 32),
+        "model.input_size",
+        f"must be null (keep the dataset's size) or an integer >= 32 (got {size!r})",
+    )
+    fits((size or min(shape[1], shape[2])) >= 32, cfg["name"], 32, shape, dataset)
+    mult = cfg["backbone_lr_mult"]
+    require(
+        is_finite(mult) and mult >= 0,
+        "model.backbone_lr_mult",
+        f"must be >= 0 (got {mult!r})",
+    )
+
+
+for _name in ARCHITECTURES:
+    MODELS.register(
+        ModelEntry(
+            name=_name,
+            config=TransferConfig,
+            build=build_transfer,
+            check=_check,
+            capabilities=ModelCapabilities(images=True),
+        )
+    )

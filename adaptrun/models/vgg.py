@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-ActFactory = Callable[[Sequence[int]], nn.Module]
+from adaptrun.errors import is_count, require
+from adaptrun.models.registry import (
+    MODELS,
+    ActFactory,
+    ModelCapabilities,
+    ModelConfig,
+    ModelEntry,
+    fits,
+)
 
 
 class VGG(nn.Module):
@@ -47,3 +57,45 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+@dataclasses.dataclass
+class VGGConfig(ModelConfig):
+    """The first ``blocks`` entries of ``filters`` are used."""
+
+    name: str = "vgg"
+    blocks: int = 3
+    filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    dense: int = 128
+    init: str = "glorot_normal"
+
+
+def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
+    filters = list(cfg["filters"])
+    blocks = cfg["blocks"]
+    require(
+        is_count(blocks) and blocks <= len(filters),
+        "model.blocks",
+        f"must be between 1 and {len(filters)} (the length of model.filters)",
+    )
+    require(all(is_count(f) for f in filters), "model.filters", "must be positive integers")
+    require(is_count(cfg["dense"]), "model.dense", "must be an integer >= 1")
+    fits(min(shape[1], shape[2]) >= 2**blocks, f"vgg{blocks}", 2**blocks, shape, dataset)
+
+
+def _build(
+    cfg: Mapping[str, Any], shape: Sequence[int], classes: int, act: ActFactory
+) -> nn.Module:
+    filters = list(cfg["filters"])[: int(cfg["blocks"])]
+    return VGG(shape, filters, int(cfg["dense"]), classes, act)
+
+
+MODELS.register(
+    ModelEntry(
+        name="vgg",
+        config=VGGConfig,
+        build=_build,
+        check=_check,
+        capabilities=ModelCapabilities(images=True, stackable=True),
+    )
+)

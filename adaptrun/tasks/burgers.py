@@ -8,8 +8,9 @@ initial/boundary points). The network sees (x, 2t - 1), i.e. both inputs on [-1,
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import matplotlib
@@ -21,9 +22,12 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
+from adaptrun.data.registry import DATASETS, DatasetEntry
+from adaptrun.errors import is_count, is_finite, require
 from adaptrun.tasks.burgers_exact import exact_grid
 from adaptrun.tasks.modes import eval_mode
-from adaptrun.tasks.sampling import sample_box
+from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
+from adaptrun.tasks.sampling import SAMPLINGS, sample_box
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
 UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
@@ -61,8 +65,6 @@ class BurgersTask:
         "test_mse": "min",
         "test_rel_l2": "min",
     }
-    functional_step = True
-    input_derivatives = True  # the residual differentiates the network twice in x
     input_shape = (2,)
     num_outputs = 1
     steps_per_epoch = 1
@@ -156,3 +158,62 @@ class BurgersTask:
         axes[0].set_ylabel("x")
         fig.tight_layout()
         return {"solution": fig}
+
+
+@dataclasses.dataclass
+class BurgersTaskConfig:
+    name: str = "burgers"
+    weight_residual: float = 1.0  # W_F, on the mean squared PDE residual
+    weight_data: float = 1.0  # W_u, on the initial/boundary misfit
+
+
+@dataclasses.dataclass
+class BurgersDatasetConfig:
+    """The problem's points and its exact solution's test grid."""
+
+    name: str = "burgers"
+    nu: float = 0.01 / math.pi
+    n_boundary: int = 400
+    n_collocation: int = 10000
+    sampling: str = "lhs"  # lhs | uniform
+    split_seed: int = 0
+    test_nx: int = 256
+    test_nt: int = 100
+    quadrature: int = 400
+
+
+def _check_dataset(dataset: Mapping[str, Any]) -> None:
+    require(
+        dataset["sampling"] in SAMPLINGS,
+        "dataset.sampling",
+        f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(SAMPLINGS)}",
+    )
+    for key in ("n_boundary", "n_collocation", "test_nx", "test_nt", "quadrature"):
+        require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+    require(is_finite(dataset["nu"]) and dataset["nu"] > 0, "dataset.nu", "must be > 0")
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    for key in ("weight_residual", "weight_data"):
+        value = cfg["task"][key]
+        require(is_finite(value) and value >= 0, f"task.{key}", "must be >= 0")
+
+
+DATASETS.register(
+    DatasetEntry(name="burgers", config=BurgersDatasetConfig, kind="burgers", check=_check_dataset)
+)
+TASKS.register(
+    TaskEntry(
+        name="burgers",
+        config=BurgersTaskConfig,
+        takes="burgers",
+        goals=BurgersTask.GOALS,
+        build=lambda cfg, device: BurgersTask(cfg["dataset"], cfg["task"], device),
+        input_shape=lambda cfg: BurgersTask.input_shape,
+        check=_check,
+        # the residual differentiates the network twice in x
+        capabilities=TaskCapabilities(
+            full_batch=True, input_derivatives=True, functional_loss=True
+        ),
+    )
+)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptrun.data.augment import Augment
+from adaptrun.data import load_dataset, place
+from adaptrun.data.augment import Augment, check_ops
 from adaptrun.data.images import ImageData, Split, batch_indices, standardize, to_unit
+from adaptrun.errors import is_count, require
 from adaptrun.tasks.modes import eval_mode
+from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -67,8 +71,6 @@ class ClassificationTask:
     def num_outputs(self) -> int:
         return self.data.num_classes
 
-    functional_step = False  # BatchNorm buffers and augmentation: compile the model instead
-
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.data.train) / self.batch_size)
@@ -88,9 +90,12 @@ class ClassificationTask:
         for idx in batch_indices(len(split), self.batch_size, seed, split.x.device):
             yield self._prepare(split, idx, gen)
 
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Batch, functional: bool = False) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y)
+
+    def figures(self, model: nn.Module) -> dict[str, Any]:
+        return {}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -125,3 +130,42 @@ class ClassificationTask:
             x = self.augment(x, gen)
         x = standardize(x, self._mean, self._std)
         return x.contiguous(memory_format=self.memory_format), y
+
+
+@dataclasses.dataclass
+class ClassificationConfig:
+    name: str = "classification"
+    eval_batch_size: int = 1024
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    require(is_count(cfg["task"]["eval_batch_size"]), "task.eval_batch_size", "must be >= 1")
+    check_ops(list(cfg["augmentation"]["ops"]))
+
+
+def build(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTask:
+    """The configured dataset, split by the protocol, placed for ``device``."""
+    dataset = cfg["dataset"]
+    data = place(load_dataset(dataset, cfg["protocol"]), device, dataset["placement"])
+    return ClassificationTask(
+        data,
+        batch_size=int(cfg["trainer"]["batch_size"]),
+        seed=int(cfg["seed"]),
+        device=device,
+        augment=Augment(list(cfg["augmentation"]["ops"])),
+        eval_batch_size=int(cfg["task"]["eval_batch_size"]),
+    )
+
+
+TASKS.register(
+    TaskEntry(
+        name="classification",
+        config=ClassificationConfig,
+        takes="images",
+        goals=ClassificationTask.GOALS,
+        build=build,
+        input_shape=lambda cfg: tuple(cfg["dataset"]["shape"]),
+        check=_check,
+        capabilities=TaskCapabilities(images=True, cross_validation=True, molf=True),
+    )
+)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import matplotlib
@@ -13,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptrun.data.registry import DATASETS, DatasetEntry
+from adaptrun.errors import is_count, is_finite, require
 from adaptrun.tasks.modes import eval_mode
+from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -35,7 +39,6 @@ class FunctionTask:
     """Full-batch MSE regression of u(x); every step sees all training points."""
 
     GOALS: ClassVar[dict[str, str]] = {"train_loss": "min", "test_mse": "min", "test_rel_l2": "min"}
-    functional_step = True  # the loss is plain forward: safe under torch.func transforms
 
     def __init__(self, cfg: Any, device: torch.device) -> None:
         fn = FUNCTIONS[cfg["function"]]
@@ -99,3 +102,60 @@ class FunctionTask:
         bottom.set_xlabel("x")
         fig.tight_layout()
         return {"prediction": fig}
+
+
+@dataclasses.dataclass
+class FunctionTaskConfig:
+    name: str = "function"
+
+
+@dataclasses.dataclass
+class FunctionDatasetConfig:
+    """A 1-D target function sampled on ``domain``, judged on a dense grid."""
+
+    name: str = ""
+    function: str = "discontinuous"
+    domain: list[float] = dataclasses.field(default_factory=lambda: [-3.0, 3.0])
+    n_train: int = 300
+    sampling: str = "random"  # random | grid
+    n_test: int = 2000
+    split_seed: int = 0
+
+
+def _check_dataset(dataset: Mapping[str, Any]) -> None:
+    require(
+        dataset["function"] in FUNCTIONS,
+        "dataset.function",
+        f"unknown function {dataset['function']!r}; valid: {', '.join(FUNCTIONS)}",
+    )
+    low, high = dataset["domain"]
+    require(
+        is_finite(low) and is_finite(high) and low < high,
+        "dataset.domain",
+        f"must be [low, high] with low < high (got {[low, high]})",
+    )
+    require(
+        dataset["sampling"] in SAMPLINGS,
+        "dataset.sampling",
+        f"unknown sampling {dataset['sampling']!r}; valid: {', '.join(SAMPLINGS)}",
+    )
+    for key in ("n_train", "n_test"):
+        require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+
+
+DATASETS.register(
+    DatasetEntry(
+        name="discontinuous", config=FunctionDatasetConfig, kind="function", check=_check_dataset
+    )
+)
+TASKS.register(
+    TaskEntry(
+        name="function",
+        config=FunctionTaskConfig,
+        takes="function",
+        goals=FunctionTask.GOALS,
+        build=lambda cfg, device: FunctionTask(cfg["dataset"], device),
+        input_shape=lambda cfg: FunctionTask.input_shape,
+        capabilities=TaskCapabilities(full_batch=True, functional_loss=True),
+    )
+)

@@ -1,0 +1,91 @@
+"""The ``custom`` family: any ``nn.Module`` class from the user's own code, by Hydra's
+``_target_`` convention, one instance per call site.
+
+    adaptrun activation=custom activation._target_=my_acts.Snake +activation.alpha=0.5
+
+Every key of the activation config other than ``name``, ``family`` and ``_target_`` is a
+constructor argument. A class whose constructor takes ``shape`` also gets one sample's
+feature shape at its call site. The module is imported from the current directory or
+any installed package. The class may set ``stackable = False`` to keep trainer.stack
+away from it; it then follows the hooks of ``adaptrun.activations.family`` like ours.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.utils import get_object, instantiate
+from torch import nn
+
+from adaptrun.activations.family import FAMILIES, ActivationFamily, Capabilities, require
+
+RESERVED = ("name", "family", "_target_")
+
+
+def _arguments(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in RESERVED}
+
+
+def target_class(config: Mapping[str, Any]) -> type:
+    """The class ``_target_`` names, or a SpecError saying why it cannot be used."""
+    target = config.get("_target_")
+    require(
+        isinstance(target, str) and "." in target and target != "???",
+        "_target_",
+        f"must name your activation class as module.Class, e.g. "
+        f"activation._target_=my_acts.Snake (got {target!r})",
+    )
+    if os.getcwd() not in sys.path:  # the console script does not put it there
+        sys.path.append(os.getcwd())
+    try:
+        cls = get_object(target)
+    except Exception as exc:  # Hydra wraps the import error in a multi-line message
+        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
+        require(False, "_target_", f"cannot import {target}: {reason}")
+    require(
+        isinstance(cls, type) and issubclass(cls, nn.Module),
+        "_target_",
+        f"{target} is not a torch.nn.Module class",
+    )
+    return cls
+
+
+def _takes_shape(cls: type) -> bool:
+    return "shape" in inspect.signature(cls).parameters
+
+
+def _check(config: Mapping[str, Any]) -> None:
+    cls = target_class(config)
+    given = _arguments(config)
+    if _takes_shape(cls):
+        given["shape"] = (1,)
+    try:
+        inspect.signature(cls).bind(**given)
+    except TypeError as exc:
+        require(False, "_target_", f"{config['_target_']} cannot take {sorted(given)}: {exc}")
+
+
+def _build(config: Mapping[str, Any], shape: tuple[int, ...], shared: dict[str, Any]) -> nn.Module:
+    extra = {"shape": shape} if _takes_shape(target_class(config)) else {}
+    spec = {"_target_": config["_target_"], **_arguments(config)}
+    return instantiate(spec, **extra, _convert_="all")
+
+
+def _capabilities(config: Mapping[str, Any]) -> Capabilities:
+    return Capabilities(stackable=bool(getattr(target_class(config), "stackable", True)))
+
+
+FAMILIES.register(
+    ActivationFamily(
+        name="custom",
+        config=None,
+        build=_build,
+        check=_check,
+        capabilities=_capabilities,
+        doc="your own nn.Module class: activation._target_=module.Class (+ its arguments)",
+    )
+)

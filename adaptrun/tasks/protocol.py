@@ -1,0 +1,44 @@
+"""What the training loop, the steps and the tracker need of a task: one place, typed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+class Task(Protocol):
+    """Batches, a loss and metrics for one run; the loop knows nothing else about it.
+
+    goals: each reported metric and whether ``min`` or ``max`` is better.
+    input_shape, num_outputs: what the model is built for.
+    steps_per_epoch: optimizer steps in one pass over the training data.
+    """
+
+    goals: Mapping[str, str]
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    steps_per_epoch: int
+
+    def with_seed(self, seed: int) -> Task:
+        """The same data with another run's batch order (stacked runs, one per seed)."""
+        ...
+
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """The epoch's batches; they depend only on (seed, epoch), so a resume replays them."""
+        ...
+
+    def loss(self, model: nn.Module, batch: Any, functional: bool = False) -> torch.Tensor:
+        """The task's loss on a batch; ``functional``: safe under torch.func transforms (only
+        asked of tasks whose entry declares ``functional_loss``)."""
+        ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """The metrics named in ``goals`` (all but train_loss), on held-out data."""
+        ...
+
+    def figures(self, model: nn.Module) -> dict[str, Any]:
+        """Matplotlib figures for TensorBoard (name -> figure); may be empty."""
+        ...
