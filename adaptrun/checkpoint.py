@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,10 @@ class Checkpoints:
         objects: Mapping[str, Any],
         every: int | None = None,
         every_epochs: int = 1,
+        before_save: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(run_dir) / FILENAME
+        self.before_save = before_save  # e.g. put the run's events on disk first
         self.config = dict(config)
         self.objects = dict(objects)  # name -> object with state_dict()/load_state_dict()
         self.every = every
@@ -160,8 +162,8 @@ class Checkpoints:
         return bool(self.every_epochs) and (epoch + 1) % self.every_epochs == 0
 
     def save(self, position: Position) -> None:
-        tracker = self.objects["tracker"]
-        tracker.writer.flush()  # every event logged so far is on disk before the checkpoint
+        if self.before_save is not None:
+            self.before_save()
         self.saved_at = time.time()
         state: dict[str, Any] = {
             "format": FORMAT,

@@ -9,9 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptrun.activations import activation_parameters
+from adaptrun.activations import Capabilities, activation_parameters
 from adaptrun.errors import is_count, is_number, require
+from adaptrun.models.registry import ModelCapabilities
 from adaptrun.molf import Passive
+from adaptrun.tasks.registry import TaskCapabilities
 
 OPTIMIZERS = ("sgd", "adam", "molf")
 SCHEDULES = ("constant", "step", "cosine")
@@ -77,7 +79,12 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
     )
 
 
-def check_trainable(cfg: Mapping[str, Any], model: Any, task: Any, activation: Any) -> None:
+def check_trainable(
+    cfg: Mapping[str, Any],
+    model: ModelCapabilities,
+    task: TaskCapabilities,
+    activation: Capabilities,
+) -> None:
     """optimizer=molf trains only what declares the ``molf`` capability: a one-hidden-layer
     model with bypass weights, class targets, and activations it has a step for."""
     if cfg["optimizer"]["name"] != "molf":

@@ -18,13 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from adaptrun import checkpoint, fastpaths
 from adaptrun.activations import ActivationFactory
 from adaptrun.activations.plots import activation_curves, has_curves
+from adaptrun.board import Board
 from adaptrun.checkpoint import fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
 from adaptrun.errors import UserError
 from adaptrun.events import truncate_events
+from adaptrun.history import History
 from adaptrun.interrupt import STOP
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
+from adaptrun.progress import Progress
 from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
 from adaptrun.steps import build_step
 from adaptrun.tasks import Task
@@ -222,6 +225,7 @@ def _train(
         state,
         cfg.trainer.checkpoint_every,
         cfg.trainer.checkpoint_every_epochs,
+        before_save=tracker.flush,
     )
     start = saver.apply(resumed) if resumed else checkpoint.Position()
     if resumed:
@@ -279,18 +283,18 @@ def _tracker(
 ) -> Tracker:
     """A run's tracker; on resume its folder's events are first trimmed to the checkpoint."""
     truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
+    targets = OmegaConf.to_container(cfg.targets)
+    purge_step = resumed["position"]["step"] + 1 if resumed else None
+    show = spec.run_dir == first_dir  # one bar for a stack of runs
     return Tracker(
         spec.run_dir,
         model,
-        task.goals,
-        OmegaConf.to_container(cfg.targets),
-        task.steps_per_epoch,
-        total_steps,
+        History(task.goals, task.steps_per_epoch, targets),
+        Board(spec.run_dir, purge_step),
+        Progress(total_steps, task.steps_per_epoch, enabled=show),
         cfg.trainer.log_every,
         spec.hparams,
         figures=_figures(task, model),
         figure_steps=list(cfg.trainer.figures_at),
-        purge_step=resumed["position"]["step"] + 1 if resumed else None,
         name=spec.run_dir.name if int(cfg.trainer.stack) > 1 else "",
-        show_progress=spec.run_dir == first_dir,  # one bar for a stack of runs
     )

@@ -22,11 +22,14 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from adaptrun.activations import Capabilities
 from adaptrun.errors import require
+from adaptrun.models.registry import ModelCapabilities
 from adaptrun.steps import Objective
+from adaptrun.track import Logged, Tracker
 
 
-def check_stack(cfg: Mapping[str, Any], model: Any, activation: Any) -> None:
+def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Capabilities) -> None:
     """trainer.stack > 1 needs what stacking can reproduce exactly: a model and activation
     whose capabilities say ``stackable``, an elementwise optimizer, no L-BFGS phase."""
     stack = cfg["trainer"]["stack"]
@@ -149,49 +152,72 @@ def stacked_step(
 class StackedTracker:
     """Fans the loop's records out to each run's own tracker.
 
-    A run whose loss stops being finite is finished as diverged on its own; the stack
-    goes on while any run is alive.
+    A run the loop finds diverged is retired on its own and finished as diverged; the
+    stack goes on while any run is alive.
     """
 
-    def __init__(self, trackers: Sequence[Any]) -> None:
+    def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
-        self.alive = [True] * len(self.trackers)
-        self.writer = _Writers(self.trackers)
+
+    @property
+    def alive(self) -> bool:
+        return any(t.alive for t in self.trackers)
 
     @property
     def step(self) -> int:
         return self.trackers[0].step
 
-    def _each(self, fn: Callable[[int, Any], bool]) -> bool:
-        for r, tracker in enumerate(self.trackers):
-            if self.alive[r] and not fn(r, tracker):
-                self.alive[r] = False
-        return any(self.alive)
+    @property
+    def last_eval_step(self) -> int:
+        return max(t.last_eval_step for t in self.trackers if t.alive)
 
-    def train_step(self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float) -> bool:
-        return self._each(lambda r, t: t.train_step(step, loss[r], penalty[r], lr))
+    def _living(self) -> list[tuple[int, Tracker]]:
+        return [(r, t) for r, t in enumerate(self.trackers) if t.alive]
+
+    def _gather(self, each: Callable[[int, Tracker], Logged | None]) -> Logged | None:
+        logged = {r: got[0] for r, t in self._living() if (got := each(r, t))}
+        return logged or None
+
+    def train_step(
+        self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
+    ) -> Logged | None:
+        return self._gather(lambda r, t: t.train_step(step, loss[r], penalty[r], lr))
+
+    def close_window(self) -> Logged | None:
+        return self._gather(lambda r, t: t.close_window())
+
+    def retire(self, runs: Sequence[int]) -> None:
+        for r in runs:
+            self.trackers[r].retire([0])
 
     def evaluate(self, step: int, metrics: Sequence[Mapping[str, float]]) -> None:
-        self._each(lambda r, t: t.evaluate(step, metrics[r]) or True)
+        for r, tracker in self._living():
+            tracker.evaluate(step, metrics[r])
 
-    def end_epoch(self, step: int, evaluate: Callable[[], Sequence[Mapping]] | None) -> bool:
-        per_run = _Shared(evaluate) if evaluate is not None else None
-        return self._each(lambda r, t: t.end_epoch(step, per_run.of(r) if per_run else None))
-
-    def end_training(self, evaluate: Callable[[], Sequence[Mapping]]) -> bool:
+    def end(self, evaluate: Callable[[], Sequence[Mapping[str, float]]]) -> None:
         per_run = _Shared(evaluate)
-        return self._each(lambda r, t: t.end_training(per_run.of(r)))
+        for r, tracker in self._living():
+            tracker.end(per_run.of(r))
+
+    def flush(self) -> None:
+        for tracker in self.trackers:
+            tracker.flush()
 
     def status_of(self, r: int, status: str) -> str:
         """A run that diverged on its own says so, whatever the stack as a whole did."""
-        return status if self.alive[r] else "diverged"
+        return status if self.trackers[r].alive else "diverged"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"alive": list(self.alive), "runs": [t.state_dict() for t in self.trackers]}
+        return {
+            "alive": [t.alive for t in self.trackers],
+            "runs": [t.state_dict() for t in self.trackers],
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.alive = list(state["alive"])
-        for tracker, run_state in zip(self.trackers, state["runs"], strict=True):
+        for tracker, alive, run_state in zip(
+            self.trackers, state["alive"], state["runs"], strict=True
+        ):
+            tracker.alive = alive
             tracker.load_state_dict(run_state)
 
 
@@ -209,14 +235,3 @@ class _Shared:
             return self.metrics[r]
 
         return metrics
-
-
-class _Writers:
-    """``tracker.writer.flush()`` for the checkpoint: flushes every run's writer."""
-
-    def __init__(self, trackers: Sequence[Any]) -> None:
-        self.trackers = trackers
-
-    def flush(self) -> None:
-        for tracker in self.trackers:
-            tracker.writer.flush()

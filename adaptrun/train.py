@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -14,7 +15,36 @@ from adaptrun.activations import model_penalty
 from adaptrun.checkpoint import Checkpoints, Position
 from adaptrun.interrupt import STOP
 from adaptrun.steps import Step
-from adaptrun.track import Tracker
+from adaptrun.tasks import Task
+from adaptrun.track import Logged
+
+
+class Records(Protocol):
+    """What the loop tells a run's records (a Tracker, or a StackedTracker of several)."""
+
+    step: int
+    alive: bool
+    last_eval_step: int
+
+    def train_step(
+        self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
+    ) -> Logged | None: ...
+
+    def close_window(self) -> Logged | None: ...
+
+    def retire(self, runs: list[int]) -> None: ...
+
+    def evaluate(self, step: int, metrics: Any) -> None: ...
+
+    def end(self, evaluate: Callable[[], Any]) -> None: ...
+
+
+def diverged(records: Records, logged: Logged | None) -> bool:
+    """A run whose logged loss or penalty is not finite has diverged and is retired; True
+    once no run is left."""
+    if logged:
+        records.retire([r for r, means in logged.items() if not all(map(math.isfinite, means))])
+    return not records.alive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +79,11 @@ class Loop:
 
 def train(
     model: nn.Module,
-    task: Any,
+    task: Task,
     step_fn: Step,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
-    tracker: Tracker,
+    tracker: Records,
     loop: Loop,
     saver: Checkpoints,
     start: Position,
@@ -88,15 +118,19 @@ def train(
             optimizer.step()
             schedule.step()
             step += 1
-            if not tracker.train_step(step, loss, penalty, schedule.get_last_lr()[0]):
+            if diverged(
+                tracker, tracker.train_step(step, loss, penalty, schedule.get_last_lr()[0])
+            ):
                 return "diverged"
             if loop.eval_due(step):
                 tracker.evaluate(step, evaluate())
             if step < total and stop_after(Position(step, epoch, done), saver.due(step)):
                 return "interrupted"
-        at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
-        if not tracker.end_epoch(step, evaluate if at_epoch_end else None):
+        if diverged(tracker, tracker.close_window()):
             return "diverged"
+        at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
+        if at_epoch_end and tracker.last_eval_step != step:
+            tracker.evaluate(step, evaluate())
         # at the end only the L-BFGS phase can still be resumed: it starts from this save
         due = saver.due_at_epoch_end(epoch) or step >= total
         if (step < total or loop.lbfgs_steps) and stop_after(Position(step, epoch + 1, 0), due):
@@ -107,13 +141,16 @@ def train(
         status = lbfgs(model, task, tracker, loop, step, evaluate)
         if status != "completed":
             return status
-    return "completed" if tracker.end_training(evaluate) else "diverged"
+    if diverged(tracker, tracker.close_window()):
+        return "diverged"
+    tracker.end(evaluate)
+    return "completed"
 
 
 def lbfgs(
     model: nn.Module,
-    task: Any,
-    tracker: Tracker,
+    task: Task,
+    tracker: Records,
     loop: Loop,
     step: int,
     evaluate: Callable[[], dict[str, float]],
@@ -148,7 +185,7 @@ def lbfgs(
         optimizer.step(closure)
         step += 1
         loss, penalty = objective()  # at the accepted point, not the line search's last trial
-        if not tracker.train_step(step, loss.detach(), penalty.detach(), lr=1.0):
+        if diverged(tracker, tracker.train_step(step, loss.detach(), penalty.detach(), lr=1.0)):
             return "diverged"
         if loop.eval_due(step):
             tracker.evaluate(step, evaluate())

@@ -42,11 +42,14 @@ from adaptrun.activations import (
     model_penalty,
 )
 from adaptrun.activations.fused import triton_usable
+from adaptrun.board import Board
 from adaptrun.checkpoint import Checkpoints, Position
 from adaptrun.cli import config_dir
 from adaptrun.data.augment import Augment
 from adaptrun.data.images import ImageData, Split
+from adaptrun.history import History
 from adaptrun.models import build_model
+from adaptrun.progress import Progress
 from adaptrun.stack import StackedTask, stack_models, stacked_step
 from adaptrun.steps import eager_step
 from adaptrun.tasks import ClassificationTask
@@ -178,13 +181,17 @@ def runner_rows(args: argparse.Namespace, device: torch.device, fast: Fast) -> l
         model, opt = fresh()
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
         with tempfile.TemporaryDirectory() as folder:
-            tracker = Tracker(Path(folder), model, task.goals, {}, task.steps_per_epoch,
-                              task.steps_per_epoch, 10, {}, show_progress=False)  # fmt: skip
+            spe = task.steps_per_epoch
+            board = Board(Path(folder))
+            progress = Progress(spe, spe, enabled=False)
+            tracker = Tracker(
+                Path(folder), model, History(task.goals, spe), board, progress, 10, {}
+            )
             saver = Checkpoints(Path(folder), {}, {"model": model, "optimizer": opt}, None, 0)
             loop = Loop(epochs=1, eval_every_epochs=0, precision="bf16" if fast.cuda else "fp32")
             step = eager_step(model, task, loop.precision)  # the runner's own step
             train(model, task, step, opt, schedule, tracker, loop, saver, Position())
-            tracker.writer.close()
+            board.close()
 
     pil = PilDataset(data.train.x.cpu().numpy(), data.train.y.cpu().numpy())
 

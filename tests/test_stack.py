@@ -146,20 +146,30 @@ def test_lenet_without_dropout_stacks():
 def test_a_run_that_diverges_ends_alone_and_the_stack_goes_on(tmp_path):
     from torch import nn
 
+    from adaptrun.board import Board
+    from adaptrun.history import History
+    from adaptrun.progress import Progress
     from adaptrun.stack import StackedTracker
     from adaptrun.track import Tracker
+    from adaptrun.train import diverged
 
     def tracker(name: str) -> Tracker:
-        goals = {"train_loss": "min"}
-        return Tracker(tmp_path / name, nn.Linear(1, 1), goals, {}, 10, 100, 1, {})
+        history = History({"train_loss": "min"}, 10)
+        progress = Progress(100, 10, enabled=False)
+        return Tracker(
+            tmp_path / name, nn.Linear(1, 1), history, Board(tmp_path / name), progress, 1, {}
+        )
 
     stack = StackedTracker([tracker("a"), tracker("b")])
-    ok = stack.train_step(1, torch.tensor([0.5, float("nan")]), torch.zeros(2), lr=0.1)
-    assert ok and stack.alive == [True, False]
-    assert stack.train_step(2, torch.tensor([0.4, 0.3]), torch.zeros(2), lr=0.1)
+    logged = stack.train_step(1, torch.tensor([0.5, float("nan")]), torch.zeros(2), lr=0.1)
+    assert not diverged(stack, logged)
+    assert [t.alive for t in stack.trackers] == [True, False]
+    logged = stack.train_step(2, torch.tensor([0.4, 0.3]), torch.zeros(2), lr=0.1)
+    assert not diverged(stack, logged) and list(logged) == [0]  # the retired run is silent
     assert [stack.status_of(r, "completed") for r in (0, 1)] == ["completed", "diverged"]
-    assert stack.trackers[0].history["train_loss"][-1].value == pytest.approx(0.4)
+    assert stack.trackers[0].history.points["train_loss"][-1].value == pytest.approx(0.4)
     assert stack.trackers[1].step == 1  # nothing recorded after it diverged
-    assert not stack.train_step(3, torch.tensor([float("inf"), 0.2]), torch.zeros(2), lr=0.1)
+    logged = stack.train_step(3, torch.tensor([float("inf"), 0.2]), torch.zeros(2), lr=0.1)
+    assert diverged(stack, logged)
     for t in stack.trackers:
         t.finish("diverged")
