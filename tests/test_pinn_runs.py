@@ -133,3 +133,21 @@ def test_a_preset_refuses_a_model_without_its_keys_at_compose_time(compose_cfg):
     with pytest.raises(ConfigCompositionException) as info:
         compose_cfg(["experiment=jagtap_burgers", "model=vgg1"])
     assert "model.hidden_layers" in str(info.value.__cause__ or info.value)
+
+
+@pytest.mark.parametrize("preset", ["jagtap_burgers", "jagtap_discontinuous"])
+def test_presets_give_every_slope_variant_tanh_and_n_10_and_leave_other_families_alone(
+    compose_cfg, preset
+):
+    for option in ("global", "layerwise_slope", "neuronwise"):
+        act = compose_cfg([f"experiment={preset}", f"activation={option}"]).activation
+        assert (act.base, act.n) == ("tanh", 10)
+    assert (
+        compose_cfg(
+            [f"experiment={preset}", "activation=neuronwise", "activation.n=5"]
+        ).activation.n
+        == 5
+    )
+    assert compose_cfg([f"experiment={preset}", "activation=tanh"]).activation.n == 1  # fixed
+    for option in ("adact", "apl", "rational"):
+        check_config(compose_cfg([f"experiment={preset}", f"activation={option}"]))
