@@ -166,6 +166,7 @@ class Tracker:
             "activation": sum(p.numel() for p in act_params),
         }
         metrics["hparams"] = self.hparams
+        metrics["goals"] = self.history.goals  # which way is better, for the report
         metrics.update(extra or {})
         self.board.summary(self.step, self.hparams, metrics)
         write_json_atomic(self.run_dir / "metrics.json", metrics)

@@ -288,3 +288,27 @@ def test_summary_of_a_sweeper_that_picks_its_own_jobs(tmp_path):
         (2, "lr=0.1", "failed"),  # numbers as recorded, not positions
     ]
     assert "failed: b: boom" in sweep.console_summary(tmp_path, jobs)
+
+
+def test_the_report_takes_which_way_is_better_from_the_runs_goals(tmp_path):
+    """A task declares its goals; metrics.json records them and the report marks the best
+    cell by them, not by the metric's name."""
+    from adaptrun.report.runs import Cell, Grid, Run
+    from adaptrun.report.tables import metric_rows
+
+    def cell(score: float) -> Cell:
+        metrics = {"status": "completed", "final_test_score": score, "goals": {"test_score": "max"}}
+        return Cell([Run(tmp_path, {}, metrics)])
+
+    grid = Grid(["model.name"], ["activation.name"], {"mlp": {"a": cell(0.2), "b": cell(0.7)}})
+    assert grid.goal("final_test_score") == "max"
+    best = [r["column"] for r in metric_rows(grid, "final_test_score") if r["best"]]
+    assert best == ["b"]
+    from adaptrun.run import run
+
+    metrics = run(compose_config(["trainer.epochs=1"]), tmp_path / "run")
+    assert metrics["goals"] == {
+        "train_loss": "min",
+        "test_loss": "min",
+        "test_acc": "max",
+    }

@@ -70,6 +70,19 @@ class Grid:
             seen.update(dict.fromkeys(row))
         return list(seen)
 
+    def goal(self, metric: str) -> str:
+        """``max`` or ``min``: whether higher or lower is better, as the runs' task declared
+        it in metrics.json (``goals``; ``final_``/``best_`` prefixes are ignored)."""
+        name = metric.removeprefix("final_").removeprefix("best_")
+        for row in self.cells.values():
+            for cell in row.values():
+                for run in cell.runs:
+                    declared = (run.metrics.get("goals") or {}).get(name)
+                    if declared:
+                        return declared
+        # records written before metrics.json carried goals: accuracies are maximised
+        return "max" if name.endswith("acc") else "min"
+
 
 def load_runs(sweep_dir: Path) -> list[Run]:
     """Every run folder below ``sweep_dir`` (a folder holding ``.hydra/config.yaml``)."""

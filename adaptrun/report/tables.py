@@ -13,11 +13,6 @@ from typing import Any
 from adaptrun.report.runs import Cell, Grid
 
 
-def goal(metric: str) -> str:
-    """Accuracies are maximised; losses and errors minimised."""
-    return "max" if metric.endswith("acc") else "min"
-
-
 def primary_metric(grid: Grid) -> str:
     """``test_acc`` for classification sweeps, ``test_rel_l2`` for regression and PINNs."""
     keys = {
@@ -42,7 +37,7 @@ def values(cell: Cell, key: str) -> list[float]:
 def metric_rows(grid: Grid, key: str) -> list[dict[str, Any]]:
     """One record per cell: mean, std, counts, and whether it is the row's best."""
     records = []
-    pick = max if goal(key.removeprefix("final_").removeprefix("best_")) == "max" else min
+    pick = max if grid.goal(key) == "max" else min
     for row, cells in grid.cells.items():
         stats = {col: values(cell, key) for col, cell in cells.items()}
         means = {col: mean_std(v)[0] for col, v in stats.items() if v}
@@ -70,7 +65,7 @@ def markdown_metric_table(grid: Grid, key: str) -> str:
     columns = grid.columns
     lines = [
         f"{key}: mean ± std over seeds/folds (n = completed runs); "
-        f"best per row in bold ({goal(key.split('_', 1)[-1])} is better)",
+        f"best per row in bold ({grid.goal(key)} is better)",
         "",
         "| " + " | ".join(["run", *columns]) + " |",
         "|" + "---|" * (len(columns) + 1),
@@ -108,7 +103,7 @@ def convergence_rows(grid: Grid) -> list[dict[str, Any]]:
                 for m, ts in r.metrics.get("convergence", {}).items()
                 for t in ts
             }
-            for metric, target in sorted(targets, key=_target_order):
+            for metric, target in sorted(targets, key=lambda mt: _target_order(grid, *mt)):
                 reached = [
                     r.metrics["convergence"][metric][target]
                     for r in done
@@ -130,10 +125,9 @@ def convergence_rows(grid: Grid) -> list[dict[str, Any]]:
     return records
 
 
-def _target_order(metric_target: tuple[str, str]) -> tuple[str, float]:
+def _target_order(grid: Grid, metric: str, target: str) -> tuple[str, float]:
     """Easiest target first: ascending accuracies, descending losses."""
-    metric, target = metric_target
-    return metric, float(target) if goal(metric) == "max" else -float(target)
+    return metric, float(target) if grid.goal(metric) == "max" else -float(target)
 
 
 def markdown_convergence_tables(grid: Grid) -> str:
@@ -142,7 +136,7 @@ def markdown_convergence_tables(grid: Grid) -> str:
     columns = grid.columns
     out = []
     for metric, target in dict.fromkeys((r["metric"], r["target"]) for r in records):
-        sign = "≥" if goal(metric) == "max" else "≤"
+        sign = "≥" if grid.goal(metric) == "max" else "≤"
         out += [
             f"### {metric} {sign} {target}: mean epochs / steps / seconds to reach it",
             "",
