@@ -56,7 +56,7 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     act = {
         k: v
         for k, v in cfg["activation"].items()
-        if k not in ("name", "family", "impl") and isinstance(v, (int, float, str, bool))
+        if k not in ("name", "impl") and isinstance(v, (int, float, str, bool))
     }
     return {
         "dataset": cfg["dataset"]["name"],

@@ -116,6 +116,7 @@ def test_a_users_activation_stacks_unless_it_says_it_cannot(user_module, tmp_pat
         ("{m}.not_a_module", [], r"{m}\.not_a_module is not a torch\.nn\.Module class"),
         ("{m}.Snake", ["+activation.alpah=1"], r"{m}\.Snake cannot take \['alpah', 'shape'\]"),
         ("???", [], r"must name your activation class as module\.Class"),
+        ("torch.nn.Tanh", ["+activation.foo=1"], r"torch\.nn\.Tanh cannot take \['foo'\]"),
     ],
 )
 def test_a_bad_target_names_the_target_and_the_reason(user_module, target, extra, reason):

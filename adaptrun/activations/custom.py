@@ -59,14 +59,20 @@ def _takes_shape(cls: type) -> bool:
 
 
 def _check(config: Mapping[str, Any]) -> None:
+    """The class imports, is a module and takes the arguments. One that does not take
+    ``shape`` is built once here, since its signature may not tell (``nn.Tanh`` takes
+    ``*args, **kwargs`` and refuses them when called)."""
     cls = target_class(config)
     given = _arguments(config)
     if _takes_shape(cls):
         given["shape"] = (1,)
     try:
         inspect.signature(cls).bind(**given)
-    except TypeError as exc:
-        require(False, "_target_", f"{config['_target_']} cannot take {sorted(given)}: {exc}")
+        if "shape" not in given:
+            cls(**given)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        require(False, "_target_", f"{config['_target_']} cannot take {sorted(given)}: {reason}")
 
 
 def _build(config: Mapping[str, Any], shape: tuple[int, ...], shared: dict[str, Any]) -> nn.Module:
