@@ -15,6 +15,7 @@ from adaptrun.activations.family import (
     ActivationFamily,
     Capabilities,
     require,
+    require_choice,
 )
 from adaptrun.errors import is_finite
 
@@ -60,9 +61,7 @@ class FixedConfig(ActivationConfig):
 
 def check_base(config: Any) -> None:
     """``base`` and ``negative_slope``, shared by every family built on a fixed base."""
-    require(
-        config.base in BASES, "base", f"unknown base {config.base!r}; valid: {', '.join(BASES)}"
-    )
+    require_choice(config.base, BASES, "base")
     require(
         is_finite(config.negative_slope),
         "negative_slope",

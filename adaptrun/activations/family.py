@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from adaptrun.errors import ConfigError
+from adaptrun.errors import ConfigError, is_finite
 from adaptrun.registry import Registry
 
 MARK = "adaptrun_activation"  # set on every module a factory builds
@@ -45,6 +45,21 @@ class SpecError(ConfigError):
 def require(ok: bool, field: str, message: str) -> None:
     if not ok:
         raise SpecError(field, message)
+
+
+def require_choice(value: Any, valid: Sequence[str], field: str, what: str = "") -> None:
+    """``value`` is one of ``valid``; the error lists them."""
+    require(value in valid, field, f"unknown {what or field} {value!r}; valid: {', '.join(valid)}")
+
+
+def require_interval(values: Sequence[Any], field: str) -> None:
+    """``[low, high]``: two finite numbers, low < high."""
+    low_high = list(values)
+    require(
+        len(low_high) == 2 and all(is_finite(v) for v in low_high) and low_high[0] < low_high[1],
+        field,
+        f"must be [low, high] with low < high (got {low_high})",
+    )
 
 
 @dataclasses.dataclass

@@ -23,6 +23,8 @@ from adaptrun.activations.family import (
     ActivationFamily,
     Capabilities,
     require,
+    require_choice,
+    require_interval,
     unit_shape,
 )
 from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl, use_triton
@@ -165,16 +167,8 @@ class APLConfig(ActivationConfig):
 
 
 def _check_common(config: Any) -> None:
-    require(
-        config.granularity in GRANULARITIES,
-        "granularity",
-        f"unknown granularity {config.granularity!r}; valid: {', '.join(GRANULARITIES)}",
-    )
-    require(
-        config.impl in IMPLS,
-        "impl",
-        f"unknown implementation {config.impl!r}; valid: {', '.join(IMPLS)}",
-    )
+    require_choice(config.granularity, GRANULARITIES, "granularity")
+    require_choice(config.impl, IMPLS, "impl", "implementation")
 
 
 def _check_adact(config: AdActConfig) -> None:
@@ -182,15 +176,9 @@ def _check_adact(config: AdActConfig) -> None:
     require(
         is_count(config.hinges, 2), "hinges", f"must be an integer >= 2 (got {config.hinges!r})"
     )
+    require_interval(config.hinge_range, "hinge_range")
+    require_choice(config.init, INITS, "init")
     low_high = list(config.hinge_range)
-    require(
-        len(low_high) == 2 and all(is_finite(v) for v in low_high) and low_high[0] < low_high[1],
-        "hinge_range",
-        f"must be [low, high] with low < high (got {low_high})",
-    )
-    require(
-        config.init in INITS, "init", f"unknown init {config.init!r}; valid: {', '.join(INITS)}"
-    )
     spacing = (low_high[1] - low_high[0]) / (config.hinges - 1)
     position = -low_high[0] / spacing
     require(

@@ -25,6 +25,8 @@ from adaptrun.activations.family import (
     ActivationFamily,
     Capabilities,
     require,
+    require_choice,
+    require_interval,
     unit_shape,
 )
 from adaptrun.activations.piecewise import unit_curves
@@ -112,21 +114,10 @@ class RationalConfig(ActivationConfig):
 def _check(config: RationalConfig) -> None:
     require(is_count(config.numerator, 1), "numerator", "must be an integer >= 1")
     require(is_count(config.denominator, 1), "denominator", "must be an integer >= 1")
-    require(
-        config.fit in BASES, "fit", f"unknown function {config.fit!r}; valid: {', '.join(BASES)}"
-    )
+    require_choice(config.fit, BASES, "fit", "function")
     require(is_finite(config.negative_slope), "negative_slope", "must be a number")
-    low_high = list(config.fit_range)
-    require(
-        len(low_high) == 2 and all(is_finite(v) for v in low_high) and low_high[0] < low_high[1],
-        "fit_range",
-        f"must be [low, high] with low < high (got {low_high})",
-    )
-    require(
-        config.granularity in GRANULARITIES,
-        "granularity",
-        f"unknown granularity {config.granularity!r}; valid: {', '.join(GRANULARITIES)}",
-    )
+    require_interval(config.fit_range, "fit_range")
+    require_choice(config.granularity, GRANULARITIES, "granularity")
 
 
 def _build(config: RationalConfig, shape: tuple[int, ...], shared: dict[str, Any]) -> Rational:

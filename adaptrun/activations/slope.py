@@ -18,7 +18,7 @@ from adaptrun.activations.family import (
     ActivationConfig,
     ActivationFamily,
     Capabilities,
-    require,
+    require_choice,
     unit_shape,
 )
 from adaptrun.activations.fused import IMPLS, fused_slope, use_triton
@@ -120,17 +120,13 @@ class SlopeConfig(ActivationConfig):
     impl: str = "auto"
 
 
-def check_choice(value: Any, valid: Sequence[str], field: str, what: str) -> None:
-    require(value in valid, field, f"unknown {what} {value!r}; valid: {', '.join(valid)}")
-
-
 def _check(config: SlopeConfig) -> None:
-    check_choice(config.variant, VARIANTS, "variant", "variant")
+    require_choice(config.variant, VARIANTS, "variant")
     check_base(config)
     check_scale(config)
-    check_choice(config.granularity, GRANULARITIES, "granularity", "granularity")
-    check_choice(config.normalization, NORMALIZATIONS, "normalization", "normalization")
-    check_choice(config.impl, IMPLS, "impl", "implementation")
+    require_choice(config.granularity, GRANULARITIES, "granularity")
+    require_choice(config.normalization, NORMALIZATIONS, "normalization")
+    require_choice(config.impl, IMPLS, "impl", "implementation")
 
 
 def _build(config: SlopeConfig, shape: tuple[int, ...], shared: dict[str, Any]) -> nn.Module:
