@@ -41,6 +41,11 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
             raise
         print(f"adaptrun: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if metrics["status"] == "diverged":
+        print(
+            f"adaptrun: run diverged: {metrics['error']}; metrics.json in {run_dir}",
+            file=sys.stderr,
+        )
     if metrics["status"] == "interrupted":
         print(
             f"adaptrun: stopped by {STOP.name} at step {metrics.get('steps')}; to resume, "
@@ -64,13 +69,19 @@ def _sweep_job(
         record_outcome(sweep_dir, num, run_dir, "failed", error, given)
         return {"status": "failed", "error": error}
     outcome = "skipped" if metrics.get("skipped") else metrics["status"]
+    if outcome == "diverged":
+        print(f"adaptrun: run diverged ({run_dir}): {metrics['error']}", file=sys.stderr)
     record_outcome(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
     return metrics
 
 
 def main() -> None:
     """Console-script entry point."""
-    _main()
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C before training started (while training, STOP has it)
+        print("adaptrun: interrupted before training started; nothing to resume", file=sys.stderr)
+        sys.exit(128 + 2)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import torch
 from adaptrun.activations import ActivationFactory
 from adaptrun.activations.family import require as require_activation
 from adaptrun.activations.fused import triton_usable
-from adaptrun.errors import is_count, require
+from adaptrun.errors import is_count, is_number, require
 from adaptrun.fastpaths import PRECISIONS
 from adaptrun.models import ModelCapabilities, check_model
 from adaptrun.optim import check_optimizer, check_trainable
@@ -118,7 +118,7 @@ def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:
     for name, values in targets.items():
         require(name in goals, f"targets.{name}", f"unknown metric; valid: {', '.join(goals)}")
         require(
-            all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values),
+            all(is_number(v) for v in values),
             f"targets.{name}",
             f"must be a list of numbers (got {list(values)})",
         )

@@ -21,8 +21,9 @@ class DatasetError(UserError):
 
 
 def is_number(value: object) -> bool:
-    """An int or float from a config (YAML's true/false are bools, not numbers)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float from a config: YAML's true/false are bools, not numbers, and
+    no setting means anything at nan or infinity (``optimizer.lr=inf`` is refused)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_count(value: object, minimum: int = 1) -> bool:
@@ -34,8 +35,3 @@ def require(ok: bool, key: str, message: str) -> None:
     """Raise ConfigError(key, message) unless ok."""
     if not ok:
         raise ConfigError(key, message)
-
-
-def is_finite(value: object) -> bool:
-    """A number that is neither nan nor infinite."""
-    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Stop signals: a cluster asks a run to stop, the run checkpoints at the next step boundary.
 
-SIGTERM and SIGUSR1 only set a flag here; the training loop looks at it after each
+SIGTERM, SIGUSR1 and SIGINT (Ctrl-C) only set a flag here; the training loop looks at it after each
 step, saves a checkpoint and returns ``interrupted``. Inside a submitit job the
 preemption / timeout signal (``SUBMITIT_PREEMPT_SIGNAL``, USR2 by default) is caught the
 same way and, once the checkpoint is written, handed to submitit's own handler, which
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)  # SIGINT: Ctrl-C
 
 
 class StopRequest:
@@ -26,6 +26,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._preempt: int | None = None  # submitit's signal, in a submitit job
 
     @property
     def name(self) -> str:
@@ -41,8 +42,11 @@ class StopRequest:
             self.signum = signum
 
     def hand_over(self) -> None:
-        """Give the signal to whoever handled it before us (submitit: requeue the job)."""
-        previous = self._previous.get(self.signum) if self.signum else None
+        """Give submitit's signal to submitit's own handler, which requeues the job. Only
+        that one: Python's own SIGINT handler would raise KeyboardInterrupt."""
+        if self.signum is None or self.signum != self._preempt:
+            return
+        previous = self._previous.get(self.signum)
         if callable(previous):
             previous(self.signum, None)
 
@@ -56,6 +60,7 @@ class StopRequest:
         preempt = _submitit_signal()
         if preempt is not None and callable(signal.getsignal(preempt)):
             signals.append(preempt)
+            self._preempt = preempt
         self._previous = {s: signal.signal(s, self._handle) for s in signals}
         try:
             yield self

@@ -45,6 +45,13 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
         "optimizer.lr",
         f"must be a positive number (got {cfg['lr']!r})",
     )
+    if "betas" in cfg:
+        betas = list(cfg["betas"])
+        require(
+            len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
+            "optimizer.betas",
+            f"must be two numbers in [0, 1) (got {betas})",
+        )
     require(
         is_number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0,
         "optimizer.weight_decay",

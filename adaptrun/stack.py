@@ -186,9 +186,9 @@ class StackedTracker:
     def close_window(self) -> Logged | None:
         return self._gather(lambda r, t: t.close_window())
 
-    def retire(self, runs: Sequence[int]) -> None:
-        for r in runs:
-            self.trackers[r].retire([0])
+    def retire(self, bad: Logged) -> None:
+        for r, means in bad.items():
+            self.trackers[r].retire({0: means})
 
     def evaluate(self, step: int, metrics: Sequence[Mapping[str, float]]) -> None:
         for r, tracker in self._living():

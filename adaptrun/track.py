@@ -94,6 +94,7 @@ class Tracker:
         self.last_eval_step = -1
         self.last_figure_step = -1
         self.alive = True
+        self.why: str | None = None  # why the run diverged
 
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
@@ -116,12 +117,14 @@ class Tracker:
             self.progress.update(self.step, loss=loss)
         return {0: means}
 
-    def retire(self, runs: Sequence[int]) -> None:
+    def retire(self, bad: Logged) -> None:
         """The loop found this run's loss not finite: it diverged and records no more."""
-        if runs and self.alive:
+        if self.alive:
             self.alive = False
+            loss, penalty = next(iter(bad.values()))
+            self.why = f"the training loss was {loss:g} (penalty {penalty:g}) at step {self.step}"
             prefix = f"{self.name}: " if self.name else ""
-            log.warning("%snon-finite training loss at step %d: run diverged", prefix, self.step)
+            log.warning("%srun diverged: %s", prefix, self.why)
 
     def evaluate(self, step: int, metrics: Mapping[str, float], final: bool = False) -> None:
         """Record test metrics, slopes and (at chosen steps, and at the end) figures."""
@@ -158,7 +161,7 @@ class Tracker:
     ) -> dict[str, Any]:
         """Write metrics.json, the convergence scalars and the hparams summary; close."""
         self.close_window()
-        metrics: dict[str, Any] = {"status": status, "error": error}
+        metrics: dict[str, Any] = {"status": status, "error": error or self.why}
         metrics.update(self.history.summary(self.step))
         act_params = activation_parameters(self.model)
         metrics["params"] = {

@@ -32,7 +32,7 @@ class Records(Protocol):
 
     def close_window(self) -> Logged | None: ...
 
-    def retire(self, runs: list[int]) -> None: ...
+    def retire(self, bad: Logged) -> None: ...
 
     def evaluate(self, step: int, metrics: Any) -> None: ...
 
@@ -43,7 +43,9 @@ def diverged(records: Records, logged: Logged | None) -> bool:
     """A run whose logged loss or penalty is not finite has diverged and is retired; True
     once no run is left."""
     if logged:
-        records.retire([r for r, means in logged.items() if not all(map(math.isfinite, means))])
+        bad = {r: means for r, means in logged.items() if not all(map(math.isfinite, means))}
+        if bad:
+            records.retire(bad)
     return not records.alive
 
 

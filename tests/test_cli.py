@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import events, read_metrics, run_cli, run_dirs
 
@@ -125,3 +127,17 @@ def test_piecewise_activations_run_and_draw_their_curves(tmp_path):
         images = events(run_dir).Tags()["images"]
         assert images == ["figures/activation/net.2", "figures/activation/net.4"]
         assert [i.step for i in events(run_dir).Images(images[0])] == [23, 69]
+
+
+def test_a_diverged_run_says_so_and_why_in_one_line(tmp_path):
+    args = ["optimizer=sgd", "optimizer.lr=1e30", "trainer.log_every=1", "hydra.run.dir=run"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r"adaptrun: run diverged: the training loss was (nan|inf) \(penalty 0\) at step \d+; "
+        r"metrics\.json in .*run",
+        lines[0],
+    )
+    assert read_metrics(tmp_path / "run")["error"].startswith("the training loss was")

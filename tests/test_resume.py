@@ -50,19 +50,20 @@ def reference(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A CLI run sent SIGUSR1 once its first epoch-end checkpoint exists."""
+    """A CLI run sent Ctrl-C (SIGINT) once its first epoch-end checkpoint exists; SIGUSR1
+    (stop_at below) and SIGTERM (test_sweep.py) take the same path."""
     cwd = tmp_path_factory.mktemp("stopped")
     folder = cwd / "run"
     proc = start_cli([*ARGS, f"hydra.run.dir={folder}"], cwd)
     wait_for(folder, FILENAME, proc)
-    proc.send_signal(signal.SIGUSR1)
+    proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     return folder, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_stop_signal_checkpoints_and_exits_cleanly(stopped):
     folder, proc = stopped
-    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"hydra.run.dir={folder}" in proc.stderr.splitlines()[-1]  # says how to resume
     metrics = read_metrics(folder)

@@ -91,6 +91,13 @@ def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
         (["model=vgg3", "dataset.shape=[1,4,4]"], "model"),
         (["+targets.test_accuracy=[0.9]"], "targets.test_accuracy"),
         (["seed=abc"], "seed"),
+        # not a number at all: nan and infinity are refused like any impossible value
+        (["optimizer.lr=inf"], "optimizer.lr"),
+        (["activation=global", "activation.n=inf"], "activation.n"),
+        (["activation.n=nan"], "activation.n"),
+        (["optimizer.betas=[0.9,inf]"], "optimizer.betas"),
+        (["targets.test_acc=[-inf]"], "targets.test_acc"),
+        (["experiment=jagtap_burgers", "task.weight_data=inf"], "task.weight_data"),
     ],
 )
 def test_config_check_names_the_bad_key(compose_cfg, overrides, key):

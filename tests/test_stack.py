@@ -162,6 +162,7 @@ def test_a_run_that_diverges_ends_alone_and_the_stack_goes_on(tmp_path):
 
     stack = StackedTracker([tracker("a"), tracker("b")])
     logged = stack.train_step(1, torch.tensor([0.5, float("nan")]), torch.zeros(2), lr=0.1)
+    assert logged is not None and set(logged) == {0, 1}
     assert not diverged(stack, logged)
     assert [t.alive for t in stack.trackers] == [True, False]
     logged = stack.train_step(2, torch.tensor([0.4, 0.3]), torch.zeros(2), lr=0.1)

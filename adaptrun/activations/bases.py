@@ -17,7 +17,7 @@ from adaptrun.activations.family import (
     require,
     require_choice,
 )
-from adaptrun.errors import is_finite
+from adaptrun.errors import is_number
 
 
 class Sin(nn.Module):
@@ -63,7 +63,7 @@ def check_base(config: Any) -> None:
     """``base`` and ``negative_slope``, shared by every family built on a fixed base."""
     require_choice(config.base, BASES, "base")
     require(
-        is_finite(config.negative_slope),
+        is_number(config.negative_slope),
         "negative_slope",
         f"must be a number (got {config.negative_slope!r})",
     )
@@ -71,9 +71,9 @@ def check_base(config: Any) -> None:
 
 def check_scale(config: Any) -> None:
     """``n`` and ``slope_recovery``, shared by the fixed and the slope families."""
-    require(is_finite(config.n) and config.n >= 1, "n", f"must be a number >= 1 (got {config.n!r})")
+    require(is_number(config.n) and config.n >= 1, "n", f"must be a number >= 1 (got {config.n!r})")
     require(
-        is_finite(config.slope_recovery) and config.slope_recovery >= 0,
+        is_number(config.slope_recovery) and config.slope_recovery >= 0,
         "slope_recovery",
         f"must be a weight >= 0, 0 meaning off (got {config.slope_recovery!r})",
     )

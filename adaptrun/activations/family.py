@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from adaptrun.errors import ConfigError, is_finite
+from adaptrun.errors import ConfigError, is_number
 from adaptrun.registry import Registry
 
 MARK = "adaptrun_activation"  # set on every module a factory builds
@@ -56,7 +56,7 @@ def require_interval(values: Sequence[Any], field: str) -> None:
     """``[low, high]``: two finite numbers, low < high."""
     low_high = list(values)
     require(
-        len(low_high) == 2 and all(is_finite(v) for v in low_high) and low_high[0] < low_high[1],
+        len(low_high) == 2 and all(is_number(v) for v in low_high) and low_high[0] < low_high[1],
         field,
         f"must be [low, high] with low < high (got {low_high})",
     )

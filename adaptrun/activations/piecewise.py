@@ -28,7 +28,7 @@ from adaptrun.activations.family import (
     unit_shape,
 )
 from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl, use_triton
-from adaptrun.errors import is_count, is_finite
+from adaptrun.errors import is_count, is_number
 
 INITS = ("relu", "leaky_relu")
 
@@ -188,7 +188,7 @@ def _check_adact(config: AdActConfig) -> None:
         "number of hinges over a symmetric hinge_range",
     )
     require(
-        is_finite(config.negative_slope),
+        is_number(config.negative_slope),
         "negative_slope",
         f"must be a number (got {config.negative_slope!r})",
     )
@@ -200,7 +200,7 @@ def _check_apl(config: APLConfig) -> None:
         is_count(config.segments), "segments", f"must be an integer >= 1 (got {config.segments!r})"
     )
     require(
-        is_finite(config.decay) and config.decay >= 0,
+        is_number(config.decay) and config.decay >= 0,
         "decay",
         f"must be >= 0 (got {config.decay!r})",
     )

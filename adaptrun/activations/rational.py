@@ -30,7 +30,7 @@ from adaptrun.activations.family import (
     unit_shape,
 )
 from adaptrun.activations.piecewise import unit_curves
-from adaptrun.errors import is_count, is_finite
+from adaptrun.errors import is_count, is_number
 
 GRANULARITIES = ("layer", "channel", "element")
 
@@ -115,7 +115,7 @@ def _check(config: RationalConfig) -> None:
     require(is_count(config.numerator, 1), "numerator", "must be an integer >= 1")
     require(is_count(config.denominator, 1), "denominator", "must be an integer >= 1")
     require_choice(config.fit, BASES, "fit", "function")
-    require(is_finite(config.negative_slope), "negative_slope", "must be a number")
+    require(is_number(config.negative_slope), "negative_slope", "must be a number")
     require_interval(config.fit_range, "fit_range")
     require_choice(config.granularity, GRANULARITIES, "granularity")
 

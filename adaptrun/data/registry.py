@@ -17,7 +17,7 @@ import torch
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
 from adaptrun.data.splits import hold_out, kfold
-from adaptrun.errors import ConfigError, is_count, is_finite, require
+from adaptrun.errors import ConfigError, is_count, is_number, require
 from adaptrun.registry import Registry
 
 PROTOCOLS = ("holdout", "kfold")
@@ -68,7 +68,7 @@ def check_images(cfg: Mapping[str, Any]) -> None:
     require(int(cfg["num_classes"]) >= 2, "dataset.num_classes", "must be >= 2")
     fraction = cfg["val_fraction"]
     require(
-        is_finite(fraction) and 0 <= fraction < 1,
+        is_number(fraction) and 0 <= fraction < 1,
         "dataset.val_fraction",
         f"must be in [0, 1) (got {fraction!r})",
     )

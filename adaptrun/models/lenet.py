@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptrun.errors import is_finite, require
+from adaptrun.errors import is_number, require
 from adaptrun.models.registry import (
     MODELS,
     ActFactory,
@@ -65,7 +65,7 @@ class LeNetConfig(ModelConfig):
 def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
     dropout = cfg["dropout"]
     require(
-        is_finite(dropout) and 0 <= dropout < 1,
+        is_number(dropout) and 0 <= dropout < 1,
         "model.dropout",
         f"must be in [0, 1) (got {dropout!r})",
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from adaptrun.errors import is_finite, require
+from adaptrun.errors import is_number, require
 from adaptrun.registry import Registry
 
 ActFactory = Callable[[Sequence[int]], nn.Module]
@@ -76,4 +76,4 @@ def check_common(cfg: Mapping[str, Any]) -> None:
         f"unknown init {cfg.get('init')!r}; valid: {', '.join(INITS)}",
     )
     std = cfg.get("init_std", 0.1)
-    require(is_finite(std) and std > 0, "model.init_std", f"must be > 0 (got {std!r})")
+    require(is_number(std) and std > 0, "model.init_std", f"must be > 0 (got {std!r})")

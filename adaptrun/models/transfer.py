@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptrun.activations import activation_parameters
-from adaptrun.errors import UserError, is_count, is_finite, require
+from adaptrun.errors import UserError, is_count, is_number, require
 from adaptrun.models.convert import convert_activations
 from adaptrun.models.registry import (
     MODELS,
@@ -156,7 +156,7 @@ def _check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:
     fits((size or min(shape[1], shape[2])) >= 32, cfg["name"], 32, shape, dataset)
     mult = cfg["backbone_lr_mult"]
     require(
-        is_finite(mult) and mult >= 0,
+        is_number(mult) and mult >= 0,
         "model.backbone_lr_mult",
         f"must be >= 0 (got {mult!r})",
     )

@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from adaptrun.data.registry import DATASETS, DatasetEntry
-from adaptrun.errors import is_count, is_finite, require
+from adaptrun.errors import is_count, is_number, require
 from adaptrun.tasks.burgers_exact import exact_grid
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
@@ -190,13 +190,13 @@ def _check_dataset(dataset: Mapping[str, Any]) -> None:
     )
     for key in ("n_boundary", "n_collocation", "test_nx", "test_nt", "quadrature"):
         require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
-    require(is_finite(dataset["nu"]) and dataset["nu"] > 0, "dataset.nu", "must be > 0")
+    require(is_number(dataset["nu"]) and dataset["nu"] > 0, "dataset.nu", "must be > 0")
 
 
 def _check(cfg: Mapping[str, Any]) -> None:
     for key in ("weight_residual", "weight_data"):
         value = cfg["task"][key]
-        require(is_finite(value) and value >= 0, f"task.{key}", "must be >= 0")
+        require(is_number(value) and value >= 0, f"task.{key}", "must be >= 0")
 
 
 DATASETS.register(

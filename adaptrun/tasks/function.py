@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptrun.data.registry import DATASETS, DatasetEntry
-from adaptrun.errors import is_count, is_finite, require
+from adaptrun.errors import is_count, is_number, require
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 
@@ -130,7 +130,7 @@ def _check_dataset(dataset: Mapping[str, Any]) -> None:
     )
     low, high = dataset["domain"]
     require(
-        is_finite(low) and is_finite(high) and low < high,
+        is_number(low) and is_number(high) and low < high,
         "dataset.domain",
         f"must be [low, high] with low < high (got {[low, high]})",
     )
