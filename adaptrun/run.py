@@ -227,24 +227,25 @@ def _train(
         cfg.trainer.checkpoint_every_epochs,
         before_save=tracker.flush,
     )
-    start = saver.apply(resumed) if resumed else checkpoint.Position()
-    if resumed:
-        log.info("resuming from %s at step %d", saver.path, start.step)
-    runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
-    log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
     try:
-        if stacked:
-            step_fn = stacked_step(model, models[0], task, loop.precision, caps.functional_loss)
-        else:
-            step_fn = build_step(
-                model,
-                task,
-                cfg.trainer.compile,
-                loop.precision,
-                cfg.optimizer,
-                caps.functional_loss,
-            )
-        with trackers[0].progress.logging():
+        with trackers[0].progress.logging():  # log lines go around the bar, not through it
+            start = saver.apply(resumed) if resumed else checkpoint.Position()
+            if resumed:
+                log.info("resuming from %s at step %d", saver.path, start.step)
+            runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
+            log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
+            if stacked:
+                functional = caps.functional_loss
+                step_fn = stacked_step(model, models[0], task, loop.precision, functional)
+            else:
+                step_fn = build_step(
+                    model,
+                    task,
+                    cfg.trainer.compile,
+                    loop.precision,
+                    cfg.optimizer,
+                    caps.functional_loss,
+                )
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
         _log_failure(exc)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import events, read_metrics, run_cli, run_dirs
@@ -141,3 +143,37 @@ def test_a_diverged_run_says_so_and_why_in_one_line(tmp_path):
         lines[0],
     )
     assert read_metrics(tmp_path / "run")["error"].startswith("the training loss was")
+
+
+def test_log_lines_go_around_the_progress_bar_on_a_terminal(tmp_path):
+    """On a terminal tqdm draws a bar; every log line must start a line of its own, not
+    continue the bar's (the first one, "training ...", used to)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    args = ["trainer.epochs=10", "trainer.eval_every_epochs=5", "hydra.run.dir=run"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adaptrun", *args], cwd=tmp_path, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    output = b"".join(chunks).decode()
+    assert "%|" in output  # the bar was drawn
+    pieces = re.split(r"[\r\n]", output)
+    records = [p for p in pieces if "][adaptrun." in p]
+    assert len(records) >= 3  # training ..., two evaluations, completed
+    assert all(p.startswith("[20") for p in records), [p for p in records if p[:3] != "[20"]
