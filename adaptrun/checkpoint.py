@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ NOT_COMPARED = (
     "trainer.checkpoint_every",
     "trainer.checkpoint_every_epochs",
     "activation.impl",  # the fused kernels and the PyTorch modules compute the same function
+    "trainer.threads",  # how many CPU threads share the work, not what is computed
 )
 
 
@@ -89,8 +91,12 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_atomic(path: Path, state: Mapping[str, Any]) -> None:
-    """torch.save so that a reader (or a resumed run) sees the old or the new file."""
-    replace_atomically(path, lambda f: torch.save(dict(state), f))
+    """torch.save so that a reader (or a resumed run) sees the old or the new file. The
+    bytes are made in memory first: torch.save writing to a full disk raises an opaque
+    RuntimeError, a plain write the OSError (ENOSPC) that says what happened."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    replace_atomically(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load(path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,13 +11,14 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from adaptrun.errors import UserError
 from adaptrun.interrupt import STOP
 from adaptrun.resolvers import register_resolvers
 from adaptrun.run import describe_error, run
 from adaptrun.sweep import record_outcome
+from adaptrun.threads import concurrent_jobs
 
 
 def config_dir() -> Path:
@@ -25,6 +28,7 @@ def config_dir() -> Path:
 
 
 register_resolvers()
+DISK_FULL: list[str] = []  # the run of this process's sweep that found the disk full
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -32,15 +36,27 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     overrides = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    files = hydra_files(cfg)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return _sweep_job(cfg, run_dir, overrides, Path(hydra_cfg.sweep.dir), hydra_cfg.job.num)
+        sweep_dir, num = Path(hydra_cfg.sweep.dir), hydra_cfg.job.num
+        jobs = concurrent_jobs(hydra_cfg.launcher)
+        return _sweep_job(cfg, run_dir, overrides, files, sweep_dir, num, jobs)
     try:
-        metrics = run(cfg, run_dir, overrides)
+        metrics = run(cfg, run_dir, overrides, files)
     except UserError as exc:
         if hydra_cfg.verbose:  # hydra.verbose=true: the full traceback too
             raise
         print(f"adaptrun: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:  # recorded in metrics.json, the traceback in the run's log
+        if hydra_cfg.verbose:
+            raise
+        print(
+            f"adaptrun: error: run failed: {describe_error(exc)}; the traceback is in "
+            f"{run_dir / 'adaptrun.log'}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     if metrics["status"] == "diverged":
         print(
             f"adaptrun: run diverged: {metrics['error']}; metrics.json in {run_dir}",
@@ -56,27 +72,61 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def hydra_files(cfg: DictConfig) -> dict[str, str]:
+    """What Hydra writes into a run's ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml);
+    adaptrun writes them itself once the run may use its folder (hydra.output_subdir)."""
+    hydra_cfg = HydraConfig.instance().cfg
+    return {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
+    }
+
+
 def _sweep_job(
-    cfg: DictConfig, run_dir: Path, overrides: dict[str, str], sweep_dir: Path, num: int
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: dict[str, str],
+    files: dict[str, str],
+    sweep_dir: Path,
+    num: int,
+    jobs: int,
 ) -> dict[str, Any]:
-    """One job of a multirun: whatever happens is recorded and the sweep goes on."""
+    """One job of a multirun: whatever happens is recorded and the sweep goes on (after a
+    full disk, the remaining jobs of this process are recorded as not started)."""
     given = " ".join(f"{k}={v}" for k, v in overrides.items())
+    if DISK_FULL:
+        error = "not started: an earlier run of this sweep found the disk full"
+        _record(sweep_dir, num, run_dir, "failed", error, given)
+        return {"status": "failed", "error": error}
     try:
-        metrics = run(cfg, run_dir, overrides)
+        metrics = run(cfg, run_dir, overrides, files, jobs)
     except Exception as exc:  # already in its metrics.json, the traceback in its log
         error = describe_error(exc)
         print(f"adaptrun: run failed ({run_dir}): {error}", file=sys.stderr)
-        record_outcome(sweep_dir, num, run_dir, "failed", error, given)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            DISK_FULL.append(str(run_dir))
+        _record(sweep_dir, num, run_dir, "failed", error, given)
         return {"status": "failed", "error": error}
     outcome = "skipped" if metrics.get("skipped") else metrics["status"]
     if outcome == "diverged":
         print(f"adaptrun: run diverged ({run_dir}): {metrics['error']}", file=sys.stderr)
-    record_outcome(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
+    _record(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
     return metrics
+
+
+def _record(sweep_dir: Path, num: int, run_dir: Path, *outcome: str | None) -> None:
+    """The job's outcome for the summary; a job that cannot record it says so and the
+    summary counts it as missing."""
+    try:
+        record_outcome(sweep_dir, num, run_dir, *outcome)
+    except OSError as exc:
+        print(f"adaptrun: the outcome of {run_dir} could not be recorded: {exc}", file=sys.stderr)
 
 
 def main() -> None:
     """Console-script entry point."""
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     try:
         _main()
     except KeyboardInterrupt:  # Ctrl-C before training started (while training, STOP has it)

@@ -90,6 +90,11 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
     )
     require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
     require(
+        cfg["threads"] == "auto" or is_count(cfg["threads"]),
+        "trainer.threads",
+        f"must be auto or an integer >= 1 (got {cfg['threads']!r})",
+    )
+    require(
         cfg["channels_last"] == "auto" or isinstance(cfg["channels_last"], bool),
         "trainer.channels_last",
         f"must be auto, true or false (got {cfg['channels_last']!r})",

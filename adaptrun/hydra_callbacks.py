@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +17,12 @@ from omegaconf.errors import OmegaConfBaseException
 from adaptrun import sweep
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
+from adaptrun.files import free_space, hold_space, write_text_atomic
+from adaptrun.lock import FolderBusy, folder_lock
+
+# The sweep folder's lock while the sweep runs; kept off the callback, which launchers
+# (submitit) pickle.
+SWEEP_LOCK = contextlib.ExitStack()
 
 
 def fail(message: str) -> None:
@@ -60,7 +67,7 @@ class FailFast(Callback):
         self._check_folder(sweep_dir, "hydra.sweep.dir")
         if not str(config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
             self.jobs = None  # Optuna, Ax...: the sweeper picks jobs as it goes
-            sweep.clear_outcomes(sweep_dir)
+            self._take(sweep_dir)
             return
         params = config.hydra.sweeper.get("params") or {}
         try:
@@ -76,13 +83,31 @@ class FailFast(Callback):
                 file=sys.stderr,
             )
             sys.exit(2)
-        sweep.clear_outcomes(sweep_dir)  # this invocation's outcomes replace the last one's
+        self._take(sweep_dir)
+
+    def _take(self, sweep_dir: Path) -> None:
+        """Lock the sweep folder (one sweep at a time), forget the outcomes of an earlier
+        invocation, and hold room for the outcomes and summary.md if the disk fills up."""
+        try:
+            SWEEP_LOCK.enter_context(folder_lock(sweep_dir, "sweep"))
+        except FolderBusy as exc:
+            fail(str(exc))
+        sweep.clear_outcomes(sweep_dir)
+        hold_space(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print and save the summary; exit non-zero when any run did not finish."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
         jobs = sweep.collect(sweep_dir, self.jobs)
-        (sweep_dir / sweep.SUMMARY).write_text(sweep.render(sweep_dir, jobs))
+        summary = sweep.render(sweep_dir, jobs)
+        try:
+            write_text_atomic(sweep_dir / sweep.SUMMARY, summary)
+        except OSError as exc:  # the console still gets it
+            print(f"adaptrun: {sweep.SUMMARY} could not be written: {exc}", file=sys.stderr)
+            print(summary, file=sys.stderr)
+        finally:
+            free_space(sweep_dir)
+            SWEEP_LOCK.close()
         print(sweep.console_summary(sweep_dir, jobs), file=sys.stderr)
         if any(job.outcome in sweep.BAD for job in jobs):
             sys.exit(1)

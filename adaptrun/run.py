@@ -23,14 +23,17 @@ from adaptrun.checkpoint import fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
 from adaptrun.errors import UserError
 from adaptrun.events import truncate_events
+from adaptrun.files import reserved_space, write_text_atomic
 from adaptrun.history import History
 from adaptrun.interrupt import STOP
+from adaptrun.lock import folder_lock
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.progress import Progress
 from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
 from adaptrun.steps import build_step
 from adaptrun.tasks import Task
+from adaptrun.threads import resolve_threads
 from adaptrun.track import Tracker, write_failure
 from adaptrun.train import Loop, train
 
@@ -129,8 +132,6 @@ def run_specs(
         one = copy.deepcopy(cfg)
         one.seed, one.trainer.stack = seed, 1
         folder = run_dir / f"seed={seed}"
-        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(one, folder / ".hydra" / "config.yaml")  # what the report reads
         given = {k: v for k, v in overrides.items() if k != "trainer.stack"}
         hparams = {**describe(one), **given, "seed": str(seed)}
         config = flat_config(OmegaConf.to_container(one, resolve=True))
@@ -139,15 +140,23 @@ def run_specs(
 
 
 def run(
-    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any] | None = None
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: Mapping[str, Any] | None = None,
+    hydra_files: Mapping[str, str] | None = None,
+    concurrent_jobs: int = 1,
 ) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns what metrics.json holds (with
     trainer.stack > 1: the overall status and each run's metrics under ``runs``).
 
-    A ConfigError from the config check means nothing was started. A folder whose run
-    already completed (or diverged) is left as it is; one with a checkpoint resumes
-    from it. Any later exception (a missing dataset, a crash while training) is
-    recorded in metrics.json with status ``failed`` and raised again.
+    Refusals leave the folder as it was: a ConfigError from the config check, a folder
+    holding a finished run or a checkpoint of another config, a folder another process
+    is writing (its lock). A folder whose run already completed (or diverged) is left as
+    it is; one with a checkpoint resumes from it. Only then are the configs written
+    (``hydra_files``: name -> text for ``.hydra/``, as Hydra would write them).
+    ``concurrent_jobs``: runs the launcher starts at once here (trainer.threads=auto). Any later
+    exception (a missing dataset, a crash, a full disk) is recorded in metrics.json with
+    status ``failed`` and raised again.
     """
     checked = check_config(cfg)
     run_dir = Path(run_dir)
@@ -160,8 +169,33 @@ def run(
         return {**_combined(finished), "skipped": True}
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
         return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
-    with STOP.installed():
-        return _train(cfg, run_dir, config, specs, checked)
+    with folder_lock(run_dir), STOP.installed(), reserved_space(run_dir):
+        resumed = checkpoint.load(run_dir / checkpoint.FILENAME, config)
+        try:
+            _write_configs(run_dir, specs, hydra_files or {})
+        except Exception as exc:
+            _record_failure(exc, specs)
+            raise
+        torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
+        return _train(cfg, run_dir, config, specs, checked, resumed)
+
+
+def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str, str]) -> None:
+    """``.hydra/`` of the job (Hydra's own files) and of each stacked run (its config, as a
+    separate run of that seed has it: what the report reads)."""
+    for name, text in hydra_files.items():
+        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / ".hydra" / name, text)
+    for spec in specs:
+        if spec.run_dir != run_dir:
+            (spec.run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+            write_text_atomic(spec.run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(spec.cfg))
+
+
+def _record_failure(exc: BaseException, specs: list[RunSpec]) -> None:
+    _log_failure(exc)
+    for spec in specs:
+        write_failure(spec.run_dir, describe_error(exc), spec.hparams, _meta(spec))
 
 
 def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -181,6 +215,7 @@ def _train(
     config: Mapping[str, Any],
     specs: list[RunSpec],
     checked: Checked,
+    resumed: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     caps = checked.task.capabilities
     try:
@@ -205,7 +240,6 @@ def _train(
         total = loop.total_steps(task.steps_per_epoch)
         optimizer = build_optimizer(model, cfg.optimizer)
         schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
-        resumed = checkpoint.load(run_dir / checkpoint.FILENAME, config)
         trackers = [
             _tracker(
                 cfg, spec, models[r], tasks[r], total + loop.lbfgs_steps, resumed, specs[0].run_dir
@@ -214,9 +248,7 @@ def _train(
         ]
         tracker = StackedTracker(trackers) if stacked else trackers[0]
     except Exception as exc:
-        _log_failure(exc)
-        for spec in specs:
-            write_failure(spec.run_dir, describe_error(exc), spec.hparams, _meta(spec))
+        _record_failure(exc, specs)
         raise
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "tracker": tracker}
     saver = checkpoint.Checkpoints(
@@ -270,7 +302,7 @@ def _train(
 
 
 def _meta(spec: RunSpec) -> dict[str, Any]:
-    return {"config_hash": spec.config_hash}
+    return {"config_hash": spec.config_hash, "threads": torch.get_num_threads()}
 
 
 def _tracker(

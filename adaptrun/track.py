@@ -19,7 +19,7 @@ from torch import nn
 
 from adaptrun.activations import activation_parameters
 from adaptrun.board import Board, tag
-from adaptrun.files import replace_atomically
+from adaptrun.files import write_text_atomic
 from adaptrun.history import History
 from adaptrun.progress import Progress
 
@@ -173,8 +173,11 @@ class Tracker:
         metrics.update(extra or {})
         self.board.summary(self.step, self.hparams, metrics)
         write_json_atomic(self.run_dir / "metrics.json", metrics)
-        self.board.close()
         self.progress.close()
+        try:
+            self.board.close()
+        except OSError as exc:  # e.g. a full disk: metrics.json, written first, stands
+            log.warning("the TensorBoard events of %s could not be written: %s", self.run_dir, exc)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
@@ -204,10 +207,11 @@ def write_failure(
     """metrics.json for a run that failed before its tracker existed (e.g. missing data)."""
     metrics = {"status": "failed", "error": error, "steps": 0, "hparams": dict(hparams)}
     metrics.update(extra or {})
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(run_dir) / "metrics.json", metrics)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """metrics.json and the like: readers never see half a file."""
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    replace_atomically(path, lambda f: f.write(text.encode()))
+    write_text_atomic(path, text)

@@ -84,6 +84,7 @@ def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
         (["trainer.max_steps=-3"], "trainer.max_steps"),
         (["trainer.precision=fp8"], "trainer.precision"),
         (["trainer.device=tpu"], "trainer.device"),
+        (["trainer.threads=0"], "trainer.threads"),
         (["optimizer=sgd", "optimizer.momentum=1.5"], "optimizer.momentum"),
         (["optimizer.schedule=linear"], "optimizer.schedule"),
         (["optimizer.milestones=[5,2]"], "optimizer.milestones"),
@@ -146,3 +147,16 @@ def test_triton_impl_without_a_gpu_is_refused_with_the_alternatives(compose_cfg,
         check_config(compose_cfg(["activation=neuronwise", "activation.impl=triton"]))
     assert "use auto" in str(err.value) and "or torch" in str(err.value)
     check_config(compose_cfg(["activation=neuronwise", "activation.impl=torch"]))
+
+
+def test_trainer_threads_auto_divides_the_cores_among_concurrent_jobs(monkeypatch):
+    from adaptrun import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 16)
+    assert threads.resolve_threads("auto") == 16
+    assert threads.resolve_threads("auto", 4) == 4
+    assert threads.resolve_threads("auto", 32) == 1
+    assert threads.resolve_threads("auto", -1) == 1  # joblib's n_jobs=-1: one job per core
+    assert threads.resolve_threads(3, 4) == 3
+    assert threads.concurrent_jobs({"n_jobs": 4}) == 4
+    assert threads.concurrent_jobs({"_target_": "hydra._internal.BasicLauncher"}) == 1

@@ -58,8 +58,11 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(failing_sweep):
     digits = sorted(sweep.glob("*dataset=digits,*"))
     mnist = sorted(sweep.glob("*dataset=mnist,*"))
     assert len(digits) == len(mnist) == 4
+    cores = len(os.sched_getaffinity(0))
     for folder in digits:
-        assert read_metrics(folder)["status"] == "completed"
+        metrics = read_metrics(folder)
+        assert metrics["status"] == "completed"
+        assert metrics["threads"] == max(1, cores // 2)  # trainer.threads=auto: 2 jobs share
     for folder in mnist:
         metrics = read_metrics(folder)
         assert metrics["status"] == "failed"

@@ -1,0 +1,136 @@
+"""Run folders tell the truth: a refused run leaves its folder as it was, one process at
+a time writes a folder, and every failure (a full disk included) ends in metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
+
+from adaptrun.checkpoint import FILENAME
+from adaptrun.errors import UserError
+from adaptrun.lock import LOCK, FolderBusy, folder_lock
+from adaptrun.run import run
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_run_refused_for_another_configs_finished_run_leaves_the_folder_as_it_was(tmp_path):
+    first = run_cli(["trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "run")
+    assert ".hydra/config.yaml" in before and "metrics.json" in before
+    second = run_cli(["trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path)
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [
+        f"adaptrun: error: {tmp_path / 'run'} holds a finished run of another config; "
+        "choose another folder (hydra.run.dir / hydra.sweep.dir) to run this one"
+    ]
+    assert snapshot(tmp_path / "run") == before  # .hydra/config.yaml still says epochs=1
+
+
+def test_a_run_refused_for_another_configs_checkpoint_writes_nothing(tmp_path):
+    from test_resume import stop_at
+
+    folder = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        stop_at(patch, 30)
+        from adaptrun.interrupt import STOP
+
+        try:
+            run(compose_config(["trainer.epochs=3"]), folder, hydra_files={"config.yaml": "a"})
+        finally:
+            STOP.signum = None
+    assert (folder / FILENAME).exists()
+    before = snapshot(folder)
+    with pytest.raises(UserError, match="was written by a run with another config"):
+        run(compose_config(["trainer.epochs=4"]), folder, hydra_files={"config.yaml": "b"})
+    assert snapshot(folder) == before
+
+
+def test_a_second_process_in_a_folder_stops_with_one_line_and_the_first_goes_on(tmp_path):
+    args = ["trainer.epochs=60", "hydra.run.dir=run"]
+    first = start_cli(args, tmp_path)
+    wait_for(tmp_path / "run", FILENAME, first)
+    second = run_cli(args, cwd=tmp_path)
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith(f"adaptrun: error: another adaptrun process (pid {first.pid} on ")
+    assert f"is writing the run in {tmp_path / 'run'}" in line
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["status"] == "completed" and metrics["steps"] == 60 * 23
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_line(tmp_path, caplog):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = int(dead.stdout)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK).write_text(json.dumps({"pid": pid, "host": "node7", "since": "yesterday"}))
+    with caplog.at_level(logging.WARNING):
+        metrics = run(compose_config(["trainer.epochs=1"]), folder)
+    assert metrics["status"] == "completed"
+    assert f"taking over the lock left by pid {pid} on node7, since yesterday" in caplog.text
+    assert (folder / LOCK).read_text() == ""  # released
+
+
+def test_a_sweep_into_a_folder_another_sweep_holds_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    with folder_lock(sweep, "sweep"):
+        result = run_cli(["-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+        with pytest.raises(FolderBusy), folder_lock(sweep, "sweep"):  # really exclusive
+            pass
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"is writing the sweep in {sweep}" in line
+    assert sorted(p.name for p in sweep.iterdir()) == [LOCK]  # no job folder, no outcomes
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 300 KB filesystem: a run's checkpoint fills it during training."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI and developers run as root here)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_ends_in_metrics_json_with_one_line_and_no_stray_files(full_disk, tmp_path):
+    result = run_cli(["trainer.epochs=40", f"hydra.run.dir={full_disk / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("adaptrun: error: run failed: OSError: [Errno 28] No space left")
+    metrics = read_metrics(full_disk / "run")
+    assert metrics["status"] == "failed" and "No space left on device" in metrics["error"]
+    assert 0 < metrics["steps"] < 40 * 23
+    leftovers = [p.name for p in full_disk.rglob("*") if p.name.endswith((".tmp", ".reserve"))]
+    assert leftovers == []
+
+
+def test_a_sweep_on_a_full_disk_records_every_job_and_writes_its_summary(full_disk, tmp_path):
+    sweep = full_disk / "sweep"
+    args = ["-m", "seed=0,1,2", "trainer.epochs=40", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    summary = (sweep / "summary.md").read_text()
+    assert "| 0 | 0 | 3 | 0 | 0 | 0 | 3 |" in summary  # three failed, none missing
+    assert "No space left on device" in summary
+    assert "not started: an earlier run of this sweep found the disk full" in summary
+    assert not [p for p in sweep.rglob("*") if p.name.endswith((".tmp", ".reserve"))]
+    assert os.listdir(sweep / ".adaptrun" / "outcomes")
