@@ -257,3 +257,50 @@ def test_benchmark_preset_follows_the_paper(name, augmentation, compose_cfg):
     assert recipe == (
         [] if augmentation == "none" else [o["op"] for o in cfg.dataset.paper_augmentation]
     )
+
+
+def test_an_idx_file_with_the_wrong_data_type_is_named(tmp_path, compose_cfg):
+    write("fashion_mnist", tmp_path)
+    images = tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[2] = 0x09  # one flipped bit: int8 instead of uint8
+    images.write_bytes(bytes(data))
+    with pytest.raises(DatasetError) as info:
+        load_dataset(compose_cfg(_overrides("fashion_mnist", tmp_path)).dataset)
+    assert str(info.value) == (
+        f"dataset fashion_mnist: {images} is corrupt (its header declares int8 data in 3 "
+        "dimensions; MNIST-family files hold uint8 in 3); delete it and download it again"
+    )
+
+
+def test_a_dataset_root_that_is_a_file_is_named(tmp_path, compose_cfg):
+    root = tmp_path / "data.tar"
+    root.write_bytes(b"not a folder")
+    with pytest.raises(DatasetError, match=rf"dataset\.root {root} is a file, not a folder"):
+        load_dataset(compose_cfg(_overrides("fashion_mnist", root)).dataset)
+
+
+def test_compressed_idx_files_are_extracted_once_atomically(tmp_path, compose_cfg):
+    """torchvision's download leaves *-ubyte.gz in raw/, Debian's dataset-fashion-mnist ships
+    only those: both load, extracted on first use."""
+    import gzip
+
+    written = write("fashion_mnist", tmp_path)
+    raw = tmp_path / "FashionMNIST" / "raw"
+    for path in raw.iterdir():
+        (raw / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    data = load_dataset(compose_cfg(_overrides("fashion_mnist", tmp_path)).dataset)
+    assert _rows(data.test.x) == _rows(written["test"][0])
+    assert sorted(p.name for p in raw.iterdir() if not p.name.endswith(".gz")) == [
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ]
+    broken = raw / "t10k-labels-idx1-ubyte"
+    broken.unlink()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz could not be decompressed"):
+        load_dataset(compose_cfg(_overrides("fashion_mnist", tmp_path)).dataset)
+    assert not broken.exists() and not list(raw.glob("*.tmp"))

@@ -23,7 +23,7 @@ import torch
 from adaptrun.data.images import Split
 from adaptrun.data.registry import DATASETS, DatasetEntry, ImageDatasetConfig, check_images
 from adaptrun.data.splits import split_pool
-from adaptrun.data.verify import check_idx, check_md5
+from adaptrun.data.verify import check_idx, check_md5, extract_gz
 from adaptrun.errors import DatasetError, is_count, require
 
 Arrays = tuple[np.ndarray, np.ndarray]  # uint8 (N, C, H, W), int64 (N,)
@@ -130,7 +130,15 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
     """(train, test) arrays; test is None for Semeion, which has no official split."""
     source = SOURCES[name]
     root = root.expanduser()
+    if root.exists() and not root.is_dir():
+        raise DatasetError(
+            f"dataset {name}: dataset.root {root} is a file, not a folder; point dataset.root "
+            "(or data_root, or the ADAPTRUN_DATA variable) at the folder that holds the data"
+        )
     files = source.files(root)
+    for path, _ in files:  # compressed copies left by torchvision's download or a package
+        if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+            extract_gz(name, path)
     missing = [path for path, _ in files if not path.is_file()]
     if missing and not download_missing:
         folders = sorted({str(p.parent) for p in missing})
@@ -145,7 +153,7 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
         if md5 is not None:
             check_md5(name, path, md5)
         elif source.family == "mnist":
-            check_idx(name, path)
+            check_idx(name, path, 3 if "-images-" in path.name else 1)
     try:
         train = source.read(root, train=True)
         test = None if source.family == "semeion" else source.read(root, train=False)
