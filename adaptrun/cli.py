@@ -13,12 +13,16 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from adaptrun.errors import UserError
+from adaptrun.errors import UserError, describe_error
 from adaptrun.interrupt import STOP
+from adaptrun.registry import load_plugins
 from adaptrun.resolvers import register_resolvers
-from adaptrun.run import describe_error, run
-from adaptrun.sweep import record_outcome
 from adaptrun.threads import concurrent_jobs
+
+# Options that only print (help, the composed config, shell completion): they compose
+# the config without the entries' typed schemas, so they never import torch.
+PRINT_ONLY = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version"}
+PRINT_ONLY |= {"--shell-completion", "-sc"}
 
 
 def config_dir() -> Path:
@@ -33,6 +37,8 @@ DISK_FULL: list[str] = []  # the run of this process's sweep that found the disk
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _main(cfg: DictConfig) -> dict[str, Any]:
+    from adaptrun.run import run  # torch and every registry: only when a run starts
+
     hydra_cfg = HydraConfig.get()
     overrides = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -95,6 +101,8 @@ def _sweep_job(
     """One job of a multirun: whatever happens is recorded and the sweep goes on (after a
     full disk, the remaining jobs of this process are recorded as not started)."""
     given = " ".join(f"{k}={v}" for k, v in overrides.items())
+    from adaptrun.run import run
+
     if DISK_FULL:
         error = "not started: an earlier run of this sweep found the disk full"
         _record(sweep_dir, num, run_dir, "failed", error, given)
@@ -118,6 +126,8 @@ def _sweep_job(
 def _record(sweep_dir: Path, num: int, run_dir: Path, *outcome: str | None) -> None:
     """The job's outcome for the summary; a job that cannot record it says so and the
     summary counts it as missing."""
+    from adaptrun.sweep import record_outcome
+
     try:
         record_outcome(sweep_dir, num, run_dir, *outcome)
     except OSError as exc:
@@ -127,6 +137,8 @@ def _record(sweep_dir: Path, num: int, run_dir: Path, *outcome: str | None) -> N
 def main() -> None:
     """Console-script entry point."""
     logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
+    if not PRINT_ONLY & set(sys.argv[1:]):
+        load_plugins()  # the typed schemas every option's yaml extends
     try:
         _main()
     except KeyboardInterrupt:  # Ctrl-C before training started (while training, STOP has it)

@@ -20,6 +20,11 @@ class DatasetError(UserError):
     """Dataset files missing, corrupt or unreadable; the message says where and what to do."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception: a UserError's own words, else its type and message."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
 def is_number(value: object) -> bool:
     """A finite int or float from a config: YAML's true/false are bools, not numbers, and
     no setting means anything at nan or infinity (``optimizer.lr=inf`` is refused)."""

@@ -63,6 +63,13 @@ class Registry(Generic[E]):
         return list(self._entries.values())
 
 
+def load_plugins() -> None:
+    """Import every registry's package, so all entries (and their typed schemas in Hydra's
+    ConfigStore) exist before a config is composed for a run."""
+    for package in ("adaptrun.activations", "adaptrun.models", "adaptrun.tasks", "adaptrun.data"):
+        importlib.import_module(package)
+
+
 def discover(package: str) -> None:
     """Import every public module of ``package`` so that the entries they register exist
     (a new entry is a new module: nothing else needs editing). Modules whose name starts

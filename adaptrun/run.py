@@ -21,7 +21,7 @@ from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.board import Board
 from adaptrun.checkpoint import fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
-from adaptrun.errors import UserError
+from adaptrun.errors import UserError, describe_error
 from adaptrun.events import truncate_events
 from adaptrun.files import reserved_space, write_text_atomic
 from adaptrun.history import History
@@ -72,10 +72,6 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "epochs": cfg["trainer"]["epochs"],
         "seed": cfg["seed"],
     }
-
-
-def describe_error(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
 
 
 def _log_failure(exc: BaseException) -> None:

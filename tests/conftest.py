@@ -24,6 +24,9 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from adaptrun.cli import config_dir
+from adaptrun.registry import load_plugins
+
+load_plugins()  # as the CLI does before it composes a run's config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -177,3 +177,20 @@ def test_log_lines_go_around_the_progress_bar_on_a_terminal(tmp_path):
     records = [p for p in pieces if "][adaptrun." in p]
     assert len(records) >= 3  # training ..., two evaluations, completed
     assert all(p.startswith("[20") for p in records), [p for p in records if p[:3] != "[20"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job", "activation=global"]])
+def test_printing_commands_never_import_torch_or_matplotlib(tmp_path, args):
+    """--help, --cfg and shell completion compose the config without the typed schemas
+    (torch is imported only when a run starts)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "adaptrun", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "hydra" in imported
+    assert not imported & {"torch", "matplotlib", "torchvision", "sklearn"}

@@ -34,3 +34,19 @@ def test_readme_config_table_is_current():
         text=True,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_project_cites_only_docs_it_carries():
+    """Presets and the README point at docs/ in this repository (the formulas and setups
+    they reproduce), never at a file outside it."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    texts = {p: (REPO / p).read_text() for p in tracked if p.endswith((".py", ".yaml", ".md"))}
+    assert not [p for p, text in texts.items() if "PAPERS.md" in text and p != "tests/test_docs.py"]
+    cited = {m for text in texts.values() for m in re.findall(r"docs/[a-z_]+\.md", text)}
+    assert "docs/papers.md" in cited
+    assert [c for c in sorted(cited) if not (REPO / c).is_file()] == []
+    papers = (REPO / "docs" / "papers.md").read_text()
+    for preset in (REPO / "conf" / "experiment").glob("*.yaml"):
+        assert preset.stem in papers, f"docs/papers.md does not describe {preset.stem}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import events, read_metrics
+from omegaconf import OmegaConf
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -137,7 +138,11 @@ def test_every_shipped_option_passes_the_config_check(compose_cfg):
                 context = [f"dataset={datasets_for[option.stem][-1]}"]
             elif group == "activation" and option.stem == "custom":
                 context = ["activation._target_=torch.nn.SiLU"]
-            check_config(compose_cfg([*context, f"{group}={option.stem}"]))
+            cfg = compose_cfg([*context, f"{group}={option.stem}"])
+            check_config(cfg)
+            if group in ("activation", "model", "dataset", "task") and option.stem != "custom":
+                # its yaml extends its entry's structured config: typed while composing
+                assert OmegaConf.get_type(cfg[group]) is not dict, (group, option.stem)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU, impl=triton is valid")

@@ -5,7 +5,7 @@ A family is one module of code plus one registry entry (``FAMILIES.register``) t
 declares its typed config, its checks, its capabilities and how to build a module for
 one call site. A config names its family in its ``family`` key.
 
-What the runner asks of a built module (all optional, see docs/activations.md):
+What the runner asks of a built module (all optional, see docs/plugins.md):
 
 - ``penalty() -> Tensor | None``: a term added to the loss (APL's L2 on its hinges).
 - ``joint_penalty(modules) -> Tensor | None`` (a classmethod): a term over every module
