@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -20,13 +18,5 @@ def folder_name(overrides: str, fallback: str = "default") -> str:
     return name
 
 
-def pick(key: str, table: Mapping[str, Any]) -> Any:
-    """``${adaptrun_by:${dataset.name},{mnist: lenet, ...}}``: the table's entry for key."""
-    if key not in table:
-        raise KeyError(f"no entry for {key!r}; the table has {', '.join(map(str, table))}")
-    return table[key]
-
-
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("adaptrun_folder", folder_name, replace=True)
-    OmegaConf.register_new_resolver("adaptrun_by", pick, replace=True)

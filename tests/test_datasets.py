@@ -259,6 +259,28 @@ def test_benchmark_preset_follows_the_paper(name, augmentation, compose_cfg):
     )
 
 
+@pytest.mark.parametrize(
+    ("dataset", "model", "expected", "keys"),
+    [
+        ("fashion_mnist", "mlp", "mlp", {"hidden_layers", "width"}),
+        ("cifar10", "vgg3", "vgg", {"blocks", "filters", "dense"}),
+        ("svhn", "lenet", "lenet", {"dropout"}),
+    ],
+)
+def test_an_explicit_model_wins_over_the_presets_choice(
+    dataset, model, expected, keys, compose_cfg
+):
+    """The preset picks the paper's model per dataset, but model= on the command line is
+    what is composed, built and recorded, with that model's own keys and no others."""
+    from adaptrun.config_check import check_config
+    from adaptrun.run import describe
+
+    cfg = compose_cfg(["experiment=jagtap_benchmark", f"dataset={dataset}", f"model={model}"])
+    check_config(cfg)
+    assert cfg.model.name == expected and describe(cfg)["model"] == expected
+    assert set(cfg.model) == {"name", "init", "init_std", *keys}
+
+
 def test_an_idx_file_with_the_wrong_data_type_is_named(tmp_path, compose_cfg):
     write("fashion_mnist", tmp_path)
     images = tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
