@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from adaptrun import hparams as hp
 
 
 def tag(metric: str) -> str:
@@ -48,26 +49,34 @@ class Board:
         for name, figure in figures.items():
             self.writer.add_figure(f"figures/{name}", figure, step, close=True)
 
-    def summary(self, step: int, hparams: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
-        """The hparams plugin's record of this run, and its convergence figures as scalars."""
+    def summary(
+        self,
+        step: int,
+        hparams: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        trial: str,
+        experiment: bool = True,
+    ) -> None:
+        """The run's one-point scalars (final and best values, epochs trained, convergence)
+        and its HParams session; ``experiment``: also the dashboard's columns (a run outside
+        a sweep; a sweep writes them once for all its runs)."""
         scalars: dict[str, float] = {}
-        evaluated = [k for k in metrics if k.startswith(("final_", "best_"))]
-        for key in ("final_train_loss", "auc_log10_train_loss", *evaluated):
-            value = metrics.get(key)
-            if isinstance(value, (int, float)) and not key.endswith("_step"):
-                scalars[f"hparam/{key}"] = float(value)
+        for key, value in metrics.items():
+            one_point = key.startswith(("final_", "best_")) and not key.endswith("_step")
+            if (one_point or key in ("auc_log10_train_loss", "epochs")) and isinstance(
+                value, (int, float)
+            ):
+                scalars[f"{hp.SUMMARY}/{key}"] = float(value)
         for name, reached in metrics["convergence"].items():
             for target, where in reached.items():
                 if where is not None:
-                    scalars[f"convergence/steps_to_{name}_{target}"] = float(where["step"])
-                    scalars[f"convergence/epochs_to_{name}_{target}"] = float(where["epoch"])
-        values = {
-            k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()
-        }
-        values["status"] = metrics["status"]
-        for summary in hparams_summary(values, scalars):
-            self.writer.file_writer.add_summary(summary)
+                    scalars[f"{hp.SUMMARY}/steps_to_{name}_{target}"] = float(where["step"])
+                    scalars[f"{hp.SUMMARY}/epochs_to_{name}_{target}"] = float(where["epoch"])
         self.scalars(step, scalars)
+        if experiment:
+            self.writer.file_writer.add_summary(hp.experiment(hp.domain([hparams]), scalars))
+        self.writer.file_writer.add_summary(hp.session_start(hparams, trial))
+        self.writer.file_writer.add_summary(hp.session_end(metrics["status"]))
 
     def flush(self) -> None:
         self.writer.flush()

@@ -108,7 +108,7 @@ def _sweep_job(
         _record(sweep_dir, num, run_dir, "failed", error, given)
         return {"status": "failed", "error": error}
     try:
-        metrics = run(cfg, run_dir, overrides, files, jobs)
+        metrics = run(cfg, run_dir, overrides, files, jobs, in_sweep=True)
     except Exception as exc:  # already in its metrics.json, the traceback in its log
         error = describe_error(exc)
         print(f"adaptrun: run failed ({run_dir}): {error}", file=sys.stderr)

@@ -75,7 +75,8 @@ class FailFast(Callback):
         except HydraException as exc:
             fail(str(exc).strip().replace("\n", "; "))
         search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
-        problems = sweep.preflight(str(kwargs.get("config_name") or "config"), self.jobs, search)
+        name = str(kwargs.get("config_name") or "config")
+        problems, configs = sweep.preflight(name, self.jobs, search)
         if problems:
             print(
                 f"adaptrun: error: {len(problems)} of {len(self.jobs)} runs in this sweep "
@@ -84,6 +85,7 @@ class FailFast(Callback):
             )
             sys.exit(2)
         self._take(sweep_dir)
+        sweep.write_hparams_domain(sweep_dir, self.jobs, configs)
 
     def _take(self, sweep_dir: Path) -> None:
         """Lock the sweep folder (one sweep at a time), forget the outcomes of an earlier

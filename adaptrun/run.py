@@ -25,6 +25,7 @@ from adaptrun.errors import UserError, describe_error
 from adaptrun.events import truncate_events
 from adaptrun.files import reserved_space, write_text_atomic
 from adaptrun.history import History
+from adaptrun.hparams import run_hparams
 from adaptrun.interrupt import STOP
 from adaptrun.lock import folder_lock
 from adaptrun.models import build_model
@@ -51,27 +52,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings people compare runs by, for TensorBoard's HParams dashboard: the
-    activation's own scalar settings, whatever its family has."""
-    act = {
-        k: v
-        for k, v in cfg["activation"].items()
-        if k not in ("name", "impl") and isinstance(v, (int, float, str, bool))
-    }
-    return {
-        "dataset": cfg["dataset"]["name"],
-        "model": cfg["model"]["name"],
-        "activation": cfg["activation"]["name"],
-        **act,
-        "optimizer": cfg["optimizer"]["name"],
-        "lr": cfg["optimizer"]["lr"],
-        "batch_size": cfg["trainer"]["batch_size"],
-        "epochs": cfg["trainer"]["epochs"],
-        "seed": cfg["seed"],
-    }
 
 
 def _log_failure(exc: BaseException) -> None:
@@ -114,25 +94,39 @@ class RunSpec:
     config_hash: str
 
 
-def run_specs(
-    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
-) -> list[RunSpec]:
-    """The job's runs: itself, or with trainer.stack = R the seeds seed .. seed+R-1, each
-    in ``<run_dir>/seed=<k>`` with the config (and hash) a separate run of that seed has.
-    ``config`` is the job's flat config."""
+def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
+    """The configs of a job's runs: itself, or with trainer.stack = R one per seed
+    seed .. seed+R-1, as a separate run of that seed has it."""
     stack = int(cfg.trainer.stack)
     if stack == 1:
-        return [RunSpec(cfg, run_dir, {**describe(cfg), **overrides}, fingerprint(config))]
-    specs = []
+        return [cfg]
+    runs = []
     for seed in range(cfg.seed, cfg.seed + stack):
         one = copy.deepcopy(cfg)
         one.seed, one.trainer.stack = seed, 1
-        folder = run_dir / f"seed={seed}"
-        given = {k: v for k, v in overrides.items() if k != "trainer.stack"}
-        hparams = {**describe(one), **given, "seed": str(seed)}
-        config = flat_config(OmegaConf.to_container(one, resolve=True))
-        specs.append(RunSpec(one, folder, hparams, fingerprint(config)))
-    return specs
+        runs.append(one)
+    return runs
+
+
+def run_specs(
+    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
+) -> list[RunSpec]:
+    """The job's runs: itself (``config`` is its flat config), or with trainer.stack = R
+    the seeds seed .. seed+R-1, each in ``<run_dir>/seed=<k>`` with the config, hash and
+    hparams a separate run of that seed has."""
+    runs = stacked_runs(cfg)
+    if len(runs) == 1:
+        return [RunSpec(cfg, run_dir, run_hparams(cfg, overrides), fingerprint(config))]
+    given = [k for k in overrides if k != "trainer.stack"]
+    return [
+        RunSpec(
+            one,
+            run_dir / f"seed={one.seed}",
+            run_hparams(one, given),
+            fingerprint(flat_config(OmegaConf.to_container(one, resolve=True))),
+        )
+        for one in runs
+    ]
 
 
 def run(
@@ -141,6 +135,7 @@ def run(
     overrides: Mapping[str, Any] | None = None,
     hydra_files: Mapping[str, str] | None = None,
     concurrent_jobs: int = 1,
+    in_sweep: bool = False,
 ) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns what metrics.json holds (with
     trainer.stack > 1: the overall status and each run's metrics under ``runs``).
@@ -150,7 +145,8 @@ def run(
     is writing (its lock). A folder whose run already completed (or diverged) is left as
     it is; one with a checkpoint resumes from it. Only then are the configs written
     (``hydra_files``: name -> text for ``.hydra/``, as Hydra would write them).
-    ``concurrent_jobs``: runs the launcher starts at once here (trainer.threads=auto). Any later
+    ``concurrent_jobs``: runs the launcher starts at once here (trainer.threads=auto).
+    ``in_sweep``: the sweep writes the HParams dashboard's columns, not each run. Any later
     exception (a missing dataset, a crash, a full disk) is recorded in metrics.json with
     status ``failed`` and raised again.
     """
@@ -173,7 +169,7 @@ def run(
             _record_failure(exc, specs)
             raise
         torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
-        return _train(cfg, run_dir, config, specs, checked, resumed)
+        return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep)
 
 
 def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str, str]) -> None:
@@ -212,6 +208,7 @@ def _train(
     specs: list[RunSpec],
     checked: Checked,
     resumed: Mapping[str, Any] | None,
+    in_sweep: bool = False,
 ) -> dict[str, Any]:
     caps = checked.task.capabilities
     try:
@@ -238,7 +235,15 @@ def _train(
         schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
         trackers = [
             _tracker(
-                cfg, spec, models[r], tasks[r], total + loop.lbfgs_steps, resumed, specs[0].run_dir
+                cfg,
+                spec,
+                models[r],
+                tasks[r],
+                total + loop.lbfgs_steps,
+                resumed,
+                show=r == 0,
+                job_dir=run_dir,
+                in_sweep=in_sweep,
             )
             for r, spec in enumerate(specs)
         ]
@@ -308,13 +313,16 @@ def _tracker(
     task: Task,
     total_steps: int,
     resumed: Mapping[str, Any] | None,
-    first_dir: Path,
+    show: bool,
+    job_dir: Path,
+    in_sweep: bool,
 ) -> Tracker:
-    """A run's tracker; on resume its folder's events are first trimmed to the checkpoint."""
+    """A run's tracker; on resume its folder's events are first trimmed to the checkpoint.
+    ``show``: the progress bar (one for a stack of runs). Its HParams trial is its folder
+    below the sweep (or the run folder's name)."""
     truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
     targets = OmegaConf.to_container(cfg.targets)
     purge_step = resumed["position"]["step"] + 1 if resumed else None
-    show = spec.run_dir == first_dir  # one bar for a stack of runs
     return Tracker(
         spec.run_dir,
         model,
@@ -326,4 +334,6 @@ def _tracker(
         figures=_figures(task, model),
         figure_steps=list(cfg.trainer.figures_at),
         name=spec.run_dir.name if int(cfg.trainer.stack) > 1 else "",
+        trial=str(spec.run_dir.relative_to(job_dir.parent)),
+        experiment=not in_sweep,
     )

@@ -8,6 +8,7 @@ works the same with every launcher.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import UserError
+from adaptrun.hparams import domain, experiment, metric_tags, run_hparams
 from adaptrun.track import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -38,26 +40,61 @@ def outcomes_dir(sweep_dir: Path) -> Path:
 def expand(
     task_overrides: Sequence[str], params: Mapping[str, str] | None = None
 ) -> list[list[str]]:
-    """Every job's overrides, in the order (and so with the numbers) Hydra's sweeper uses."""
+    """Every job's overrides, in the order (and so with the numbers) Hydra's basic sweeper
+    uses: the product of each key's values, a later override of a key replacing an
+    earlier one. Hand-written on Hydra's public override parser: the sweeper's own
+    split_arguments lives in hydra._internal."""
     arguments = [f"{k}={v}" for k, v in (params or {}).items()] + list(task_overrides)
-    parsed = OverridesParser.create().parse_overrides(arguments)
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(arguments):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            kind = override.value_type.name if override.value_type else "this"
+            raise HydraException(f"the basic sweeper does not support sweep type {kind}")
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def preflight(
     config_name: str, jobs: Sequence[Sequence[str]], search: Sequence[str] = ()
-) -> list[str]:
-    """One line per job whose composed config cannot work: its overrides and why.
-    ``search``: the sweep's hydra.searchpath overrides (the user's own config options)."""
-    problems = []
+) -> tuple[list[str], list[DictConfig]]:
+    """One line per job whose composed config cannot work (its overrides and why), and
+    the configs of those that can. ``search``: the sweep's hydra.searchpath overrides
+    (the user's own config options)."""
+    problems, configs = [], []
     for overrides in jobs:
         try:
             composed = compose(config_name=config_name, overrides=[*search, *overrides])
             check_config(composed)
+            configs.append(composed)
         except (UserError, HydraException, OmegaConfBaseException) as exc:
             reason = str(exc).strip().replace("\n", "; ")
             problems.append(f"{' '.join(overrides) or '(no overrides)'}: {reason}")
-    return problems
+    return problems, configs
+
+
+def write_hparams_domain(
+    sweep_dir: Path, jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig]
+) -> None:
+    """The HParams dashboard's columns, once for the sweep: every key any of its runs
+    varies, with every value it takes, and every summary metric they write."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from adaptrun.run import stacked_runs
+    from adaptrun.tasks import TASKS
+
+    runs, metrics = [], []
+    for overrides, cfg in zip(jobs, configs, strict=True):
+        keys = [o.split("=", 1)[0] for o in overrides if "=" in o]
+        runs += [run_hparams(one, keys) for one in stacked_runs(cfg)]
+        goals = TASKS[cfg.task.name].goals
+        metrics += metric_tags(goals, OmegaConf.to_container(cfg.targets))
+    writer = SummaryWriter(str(sweep_dir))
+    writer.file_writer.add_summary(experiment(domain(runs), dict.fromkeys(metrics)))
+    writer.close()
 
 
 def record_outcome(

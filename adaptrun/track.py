@@ -78,6 +78,8 @@ class Tracker:
         figures: Callable[[], Mapping[str, Any]] | None = None,
         figure_steps: Sequence[int] = (),
         name: str = "",
+        trial: str = "",
+        experiment: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
@@ -89,6 +91,8 @@ class Tracker:
         self.figures = figures
         self.figure_steps = set(figure_steps)
         self.name = name  # tells stacked runs apart in the shared log
+        self.trial = trial or self.run_dir.name  # the run's name in the HParams dashboard
+        self.experiment = experiment  # write the dashboard's columns (not inside a sweep)
         self.step = 0
         self.lr = 0.0
         self.last_eval_step = -1
@@ -159,7 +163,7 @@ class Tracker:
     def finish(
         self, status: str, error: str | None = None, extra: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Write metrics.json, the convergence scalars and the hparams summary; close."""
+        """Write metrics.json, then the summary scalars and the HParams session; close."""
         self.close_window()
         metrics: dict[str, Any] = {"status": status, "error": error or self.why}
         metrics.update(self.history.summary(self.step))
@@ -171,13 +175,18 @@ class Tracker:
         metrics["hparams"] = self.hparams
         metrics["goals"] = self.history.goals  # which way is better, for the report
         metrics.update(extra or {})
-        self.board.summary(self.step, self.hparams, metrics)
-        write_json_atomic(self.run_dir / "metrics.json", metrics)
+        write_json_atomic(self.run_dir / "metrics.json", metrics)  # the record, first
         self.progress.close()
         try:
+            self.board.summary(self.step, self.hparams, metrics, self.trial, self.experiment)
             self.board.close()
-        except OSError as exc:  # e.g. a full disk: metrics.json, written first, stands
-            log.warning("the TensorBoard events of %s could not be written: %s", self.run_dir, exc)
+        except Exception as exc:  # e.g. a full disk: metrics.json stands
+            log.warning(
+                "the TensorBoard summary of %s could not be written (%s: %s)",
+                self.run_dir,
+                type(exc).__name__,
+                exc,
+            )
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

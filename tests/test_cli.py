@@ -8,6 +8,9 @@ import sys
 
 import pytest
 from conftest import events, read_metrics, run_cli, run_dirs
+from google.protobuf import json_format
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import metadata
 
 METRIC_KEYS = {
     "status",
@@ -46,7 +49,10 @@ def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     acc = events(run_dir)
     scalars = set(acc.Tags()["scalars"])
     assert {"train/loss", "test/loss", "test/acc", "train/lr", "train/slope_recovery"} <= scalars
-    assert "convergence/steps_to_test_acc_0.9" in scalars
+    assert "zz_summary/steps_to_test_acc_0.9" in scalars
+    # the one-point summary scalars sort after every curve, whatever TensorBoard's order
+    categories = sorted({tag.split("/")[0] for tag in scalars})
+    assert categories[-1] == "zz_summary" and sorted(categories, key=str.casefold) == categories
     assert [e.step for e in acc.Scalars("test/acc")] == [23 * k for k in range(1, 21)]
     assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["final_test_acc"])
     hparams = acc.PluginTagToContent("hparams")
@@ -70,6 +76,31 @@ def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
         assert read_metrics(run_dir)["status"] == "completed"
     slopes = events(next(d for d in run_dirs(tmp_path) if "neuronwise" in d.name))
     assert {"slopes/net.2", "slopes/net.4"} <= set(slopes.Tags()["histograms"])
+    # HParams: the sweep writes the dashboard's columns once, covering what any run varies;
+    # each run writes its session with typed values under a trial name of its own.
+    sweep = next((tmp_path / "outputs" / "multirun").iterdir())
+    plugin = EventMultiplexer(size_guidance={"scalars": 0})
+    plugin.AddRunsFromDirectory(str(sweep))
+    plugin.Reload()
+    content = plugin.PluginRunToTagToContent("hparams")
+    assert [run for run, tags in content.items() if "_hparams_/experiment" in tags] == ["."]
+    experiment = metadata.parse_experiment_plugin_data(content["."]["_hparams_/experiment"])
+    domain = {h.name: [json_format.MessageToDict(v) for v in h.domain_discrete.values]
+              for h in experiment.hparam_infos}  # fmt: skip
+    assert domain["seed"] == [0, 1]
+    assert domain["activation"] == ["neuronwise_slope", "relu"]
+    assert domain["activation.slope_recovery"] == [0, 1]
+    assert "epochs" not in domain and domain["trainer.epochs"] == [2]
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"zz_summary/final_test_acc", "zz_summary/epochs"} <= metric_tags
+    trials = {}
+    for run, tags in content.items():
+        if run != ".":
+            start = metadata.parse_session_start_info_plugin_data(
+                tags["_hparams_/session_start_info"]
+            )
+            trials[start.group_name] = start.hparams["seed"].number_value
+    assert trials == {name: float(name.split("seed=")[1][0]) for name in names}
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path):

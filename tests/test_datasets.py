@@ -273,7 +273,7 @@ def test_an_explicit_model_wins_over_the_presets_choice(
     """The preset picks the paper's model per dataset, but model= on the command line is
     what is composed, built and recorded, with that model's own keys and no others."""
     from adaptrun.config_check import check_config
-    from adaptrun.run import describe
+    from adaptrun.hparams import describe
 
     cfg = compose_cfg(["experiment=jagtap_benchmark", f"dataset={dataset}", f"model={model}"])
     check_config(cfg)

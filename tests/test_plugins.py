@@ -76,8 +76,8 @@ def test_a_users_activation_runs_from_the_cli_with_slopes_penalty_and_curves(use
     assert metrics["status"] == "completed"
     assert metrics["final_test_acc"] > 0.5
     assert metrics["params"]["activation"] == 2 * (64 + 64)  # alpha and offset per unit
-    assert metrics["hparams"]["alpha"] == 0.5
-    assert metrics["hparams"]["_target_"] == f"{user_module}.Snake"
+    assert metrics["hparams"]["activation.alpha"] == 0.5
+    assert metrics["hparams"]["activation._target_"] == f"{user_module}.Snake"
     acc = events(Path("run"))
     tags = acc.Tags()
     assert {"slopes/net.2", "slopes/net.4"} <= set(tags["histograms"])
@@ -198,4 +198,7 @@ def test_a_users_own_option_sweeps_beside_the_papers_families(user_module):
     assert result.returncode == 0, result.stderr
     assert "2 completed" in result.stderr
     snake_run = read_metrics(Path("sweep/activation=snake,trainer.epochs=1"))
-    assert snake_run["hparams"]["activation"] == "snake" and snake_run["hparams"]["alpha"] == 0.5
+    assert (
+        snake_run["hparams"]["activation"] == "snake"
+        and snake_run["hparams"]["activation.alpha"] == 0.5
+    )

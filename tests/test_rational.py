@@ -123,7 +123,8 @@ def test_adaptrun_activation_rational_runs_and_draws_its_curves(tmp_path):
     assert metrics["status"] == "completed"
     assert metrics["final_test_acc"] > 0.5
     assert metrics["params"]["activation"] == 2 * (6 + 4)  # two hidden layers, one set each
-    assert metrics["hparams"]["numerator"] == 5 and metrics["hparams"]["fit"] == "leaky_relu"
+    assert metrics["hparams"]["activation.numerator"] == 5
+    assert metrics["hparams"]["activation.fit"] == "leaky_relu"
     images = events(tmp_path).Tags()["images"]
     assert {"figures/activation/net.2", "figures/activation/net.4"} <= set(images)
 

@@ -52,6 +52,9 @@ def test_max_steps_and_eval_every(compose_cfg, tmp_path):
     acc = events(tmp_path)
     assert [e.step for e in acc.Scalars("test/acc")] == [10, 20, 23, 30]
     assert [e.step for e in acc.Scalars("train/loss")] == [5, 10, 15, 20, 23, 25, 30]
+    # max_steps cut the 20 configured epochs short: the summary says how many were trained
+    assert acc.Scalars("zz_summary/epochs")[-1].value == pytest.approx(30 / 23, rel=1e-4)
+    assert metrics["hparams"]["trainer.epochs"] == 20
 
 
 def test_non_finite_loss_ends_the_run_as_diverged(compose_cfg, tmp_path):

@@ -10,12 +10,11 @@ from pathlib import Path
 from adaptrun.report.plots import plot_losses
 from adaptrun.report.runs import build_grid, load_runs
 from adaptrun.report.tables import (
-    convergence_rows,
+    convergence_table,
     markdown_convergence_tables,
     markdown_metric_table,
-    metric_rows,
+    metric_table,
     primary_metric,
-    write_csv,
 )
 
 
@@ -42,8 +41,8 @@ def report(sweep_dir: Path, metric: str | None = None) -> list[Path]:
         out / "convergence.csv",
         out / "train_loss.png",
     ]
-    write_csv(written[1], metric_rows(grid, key))
-    write_csv(written[2], convergence_rows(grid))
+    metric_table(grid, key).to_csv(written[1], index=False)
+    convergence_table(grid).to_csv(written[2], index=False)
     plot_losses(grid, written[3])
     written[0].write_text(
         f"# Report: {sweep_dir}\n\n{len(runs)} runs. Rows: {', '.join(grid.row_keys)}; "

@@ -1,16 +1,19 @@
 """The papers' tables from a grid of runs: a metric's mean +/- std over seeds or folds
-(best per row marked), and epochs / steps / seconds to each convergence target."""
+(best per row marked), and epochs / steps / seconds to each convergence target.
+
+pandas computes the statistics (groupby), shapes the tables (pivot) and writes them
+(to_csv, to_markdown)."""
 
 from __future__ import annotations
 
-import csv
 import math
-import statistics
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from adaptrun.report.runs import Cell, Grid
+import pandas as pd
+
+from adaptrun.report.runs import Grid
+
+CELL = ["row", "column"]
 
 
 def primary_metric(grid: Grid) -> str:
@@ -24,65 +27,60 @@ def primary_metric(grid: Grid) -> str:
     return "train_loss"
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _cells(grid: Grid) -> pd.DataFrame:
+    """Every cell, in the grid's order, with its run count and what did not finish."""
+    rows = [
+        {"row": row, "column": col, "runs": len(cell.runs), "not_finished": cell.not_finished}
+        for row, cells in grid.cells.items()
+        for col, cell in cells.items()
+    ]
+    return pd.DataFrame(rows, columns=[*CELL, "runs", "not_finished"])
 
 
-def values(cell: Cell, key: str) -> list[float]:
-    """``key`` from each completed run of the cell that has a finite number for it."""
-    found = [r.metrics.get(key) for r in cell.with_status("completed")]
-    return [float(v) for v in found if isinstance(v, (int, float)) and math.isfinite(v)]
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
-def metric_rows(grid: Grid, key: str) -> list[dict[str, Any]]:
-    """One record per cell: mean, std, counts, and whether it is the row's best."""
-    records = []
-    pick = max if grid.goal(key) == "max" else min
-    for row, cells in grid.cells.items():
-        stats = {col: values(cell, key) for col, cell in cells.items()}
-        means = {col: mean_std(v)[0] for col, v in stats.items() if v}
-        best = pick(means.values()) if means else None
-        for col, cell in cells.items():
-            mean, std = mean_std(stats[col]) if stats[col] else (None, None)
-            records.append(
-                {
-                    "row": row,
-                    "column": col,
-                    "mean": mean,
-                    "std": std,
-                    "runs": len(cell.runs),
-                    "completed": len(stats[col]),
-                    "not_finished": cell.not_finished,
-                    "best": mean is not None and mean == best,
-                }
-            )
-    return records
+def metric_table(grid: Grid, key: str) -> pd.DataFrame:
+    """One record per cell: mean, std (0 for one run), completed runs with the metric,
+    runs, what did not finish, and whether it is the row's best."""
+    values = pd.DataFrame(
+        [
+            {"row": row, "column": col, "value": _number(run.metrics.get(key))}
+            for row, cells in grid.cells.items()
+            for col, cell in cells.items()
+            for run in cell.with_status("completed")
+        ],
+        columns=[*CELL, "value"],
+    ).dropna()
+    stats = values.groupby(CELL, sort=False)["value"].agg(["mean", "std", "count"])
+    table = _cells(grid).merge(stats.reset_index(), on=CELL, how="left")
+    table["std"] = table["std"].where(table["count"] != 1, 0.0)
+    table["completed"] = table["count"].fillna(0).astype(int)
+    pick = "max" if grid.goal(key) == "max" else "min"
+    best = table.groupby("row", sort=False)["mean"].transform(pick)
+    table["best"] = table["mean"].notna() & (table["mean"] == best)
+    return table[[*CELL, "mean", "std", "runs", "completed", "not_finished", "best"]]
 
 
 def markdown_metric_table(grid: Grid, key: str) -> str:
     """Rows model/dataset, columns activation; ``mean ± std (n)``, the row's best in bold."""
-    records = {(r["row"], r["column"]): r for r in metric_rows(grid, key)}
-    columns = grid.columns
-    lines = [
+    table = metric_table(grid, key)
+    table["text"] = [_metric_cell(r) for r in table.to_dict("records")]
+    shaped = table.pivot(index="row", columns="column", values="text")
+    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
+    shaped.index.name, shaped.columns.name = "run", None
+    return (
         f"{key}: mean ± std over seeds/folds (n = completed runs); "
-        f"best per row in bold ({grid.goal(key)} is better)",
-        "",
-        "| " + " | ".join(["run", *columns]) + " |",
-        "|" + "---|" * (len(columns) + 1),
-    ]
-    for row in grid.cells:
-        cells = []
-        for col in columns:
-            rec = records.get((row, col))
-            cells.append(_metric_cell(rec) if rec else "not run")
-        lines.append("| " + " | ".join([row, *cells]) + " |")
-    return "\n".join(lines) + "\n"
+        f"best per row in bold ({grid.goal(key)} is better)\n\n" + shaped.to_markdown() + "\n"
+    )
 
 
 def _metric_cell(rec: dict[str, Any]) -> str:
     text = (
         "—"
-        if rec["mean"] is None
+        if pd.isna(rec["mean"])
         else f"{rec['mean']:.4f} ± {rec['std']:.4f} (n={rec['completed']})"
     )
     if rec["best"]:
@@ -90,39 +88,42 @@ def _metric_cell(rec: dict[str, Any]) -> str:
     return f"{text} [{rec['not_finished']}]" if rec["not_finished"] else text
 
 
-def convergence_rows(grid: Grid) -> list[dict[str, Any]]:
-    """Per cell, metric and target: how many runs reached it and the mean epochs, steps
-    and seconds they took (a run that never reached it is counted, not averaged)."""
-    records = []
+def convergence_table(grid: Grid) -> pd.DataFrame:
+    """Per cell, metric and target: how many completed runs reached it and the mean
+    epochs, steps and seconds they took (a run that never reached it is counted, not
+    averaged)."""
+    hits = []
     for row, cells in grid.cells.items():
         for col, cell in cells.items():
-            done = cell.with_status("completed")
-            targets = {
-                (m, t)
-                for r in done
-                for m, ts in r.metrics.get("convergence", {}).items()
-                for t in ts
-            }
-            for metric, target in sorted(targets, key=lambda mt: _target_order(grid, *mt)):
-                reached = [
-                    r.metrics["convergence"][metric][target]
-                    for r in done
-                    if (r.metrics["convergence"].get(metric) or {}).get(target)
-                ]
-                record: dict[str, Any] = {
-                    "row": row,
-                    "column": col,
-                    "metric": metric,
-                    "target": target,
-                    "reached": len(reached),
-                    "completed": len(done),
-                    "not_finished": cell.not_finished,
-                }
-                for unit in ("epoch", "step", "seconds"):
-                    found = [float(p[unit]) for p in reached]
-                    record[f"{unit}_mean"] = statistics.fmean(found) if found else None
-                records.append(record)
-    return records
+            for run in cell.with_status("completed"):
+                for metric, targets in run.metrics.get("convergence", {}).items():
+                    for target, where in targets.items():
+                        hit = {"row": row, "column": col, "metric": metric, "target": target}
+                        hits.append({**hit, **(where or {}), "reached": where is not None})
+    keys = [*CELL, "metric", "target"]
+    if not hits:
+        return pd.DataFrame(columns=[*keys, "reached", "completed"])
+    frame = pd.DataFrame(hits)
+    for unit in ("epoch", "step", "seconds"):
+        frame[unit] = frame.get(unit, pd.Series(dtype=float))
+    grouped = frame.groupby(keys, sort=False)
+    table = grouped.agg(
+        reached=("reached", "sum"),
+        completed=("reached", "size"),
+        epoch_mean=("epoch", "mean"),
+        step_mean=("step", "mean"),
+        seconds_mean=("seconds", "mean"),
+    ).reset_index()
+    cells = _cells(grid)[[*CELL, "not_finished"]].reset_index(names="cell")
+    table = table.merge(cells, on=CELL, how="left")
+    # within a cell: by metric, the easiest target first (ascending accuracies, descending
+    # losses)
+    table["easiest"] = [
+        _target_order(grid, m, t)[1] for m, t in zip(table["metric"], table["target"], strict=True)
+    ]
+    table = table.sort_values(["cell", "metric", "easiest"], kind="stable")
+    units = ["epoch_mean", "step_mean", "seconds_mean"]
+    return table[[*keys, "reached", "completed", "not_finished", *units]]
 
 
 def _target_order(grid: Grid, metric: str, target: str) -> tuple[str, float]:
@@ -132,32 +133,24 @@ def _target_order(grid: Grid, metric: str, target: str) -> tuple[str, float]:
 
 def markdown_convergence_tables(grid: Grid) -> str:
     """One table per metric and target; a cell reads ``epochs / steps / seconds``."""
-    records = convergence_rows(grid)
-    columns = grid.columns
+    table = convergence_table(grid)
     out = []
-    for metric, target in dict.fromkeys((r["metric"], r["target"]) for r in records):
+    for (metric, target), part in table.groupby(["metric", "target"], sort=False):
         sign = "≥" if grid.goal(metric) == "max" else "≤"
+        part = part.assign(text=[_convergence_cell(r) for r in part.to_dict("records")])
+        shaped = part.pivot(index="row", columns="column", values="text")
+        shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
+        shaped.index.name, shaped.columns.name = "run", None
         out += [
             f"### {metric} {sign} {target}: mean epochs / steps / seconds to reach it",
             "",
-            "| " + " | ".join(["run", *columns]) + " |",
-            "|" + "---|" * (len(columns) + 1),
+            shaped.to_markdown(),
+            "",
         ]
-        chosen = {
-            (r["row"], r["column"]): r
-            for r in records
-            if (r["metric"], r["target"]) == (metric, target)
-        }
-        for row in grid.cells:
-            cells = [_convergence_cell(chosen.get((row, col))) for col in columns]
-            out.append("| " + " | ".join([row, *cells]) + " |")
-        out.append("")
     return "\n".join(out)
 
 
-def _convergence_cell(rec: dict[str, Any] | None) -> str:
-    if rec is None:
-        return "not run"
+def _convergence_cell(rec: dict[str, Any]) -> str:
     if rec["reached"] == 0:
         text = f"not reached (0 of {rec['completed']})" if rec["completed"] else "—"
     else:
@@ -165,12 +158,3 @@ def _convergence_cell(rec: dict[str, Any] | None) -> str:
         if rec["reached"] < rec["completed"]:
             text += f" ({rec['reached']} of {rec['completed']})"
     return f"{text} [{rec['not_finished']}]" if rec["not_finished"] else text
-
-
-def write_csv(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        if not records:
-            return
-        writer = csv.DictWriter(f, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
