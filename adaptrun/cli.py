@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from adaptrun.errors import UserError, describe_error
 from adaptrun.interrupt import STOP
+from adaptrun.options import help_text
 from adaptrun.registry import load_plugins
 from adaptrun.resolvers import register_resolvers
 from adaptrun.threads import concurrent_jobs
@@ -137,6 +138,9 @@ def _record(sweep_dir: Path, num: int, run_dir: Path, *outcome: str | None) -> N
 def main() -> None:
     """Console-script entry point."""
     logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text(config_dir()), end="")
+        return
     if not PRINT_ONLY & set(sys.argv[1:]):
         load_plugins()  # the typed schemas every option's yaml extends
     try:

@@ -9,32 +9,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
+from adaptrun.options import options
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 BEGIN, END = "<!-- config-table:begin -->", "<!-- config-table:end -->"
 
 
-def defaults() -> dict[str, str]:
-    root = yaml.safe_load((CONF / "config.yaml").read_text())
-    return {k: v for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()}
-
-
-def describe(path: Path) -> str:
-    """The option file's first comment line (past Hydra's ``# @package`` directive)."""
-    lines = [line for line in path.read_text().splitlines() if not line.startswith("# @package")]
-    first = lines[0] if lines else ""
-    return first.lstrip("# ").strip().replace("|", "\\|") if first.startswith("#") else ""
-
-
 def table() -> str:
     rows = ["| group | option | default | what it is |", "|---|---|---|---|"]
-    chosen = defaults()
-    for group in sorted(p for p in CONF.iterdir() if p.is_dir()):
-        for option in sorted(group.glob("*.yaml")):
-            mark = "yes" if chosen.get(group.name) == option.stem else ""
-            rows.append(f"| `{group.name}` | `{option.stem}` | {mark} | {describe(option)} |")
+    for option in options(CONF):
+        mark = "yes" if option.default else ""
+        text = option.description.replace("|", "\\|")
+        rows.append(f"| `{option.group}` | `{option.name}` | {mark} | {text} |")
     return "\n".join(rows)
 
 

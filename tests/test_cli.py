@@ -225,3 +225,16 @@ def test_printing_commands_never_import_torch_or_matplotlib(tmp_path, args):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert "hydra" in imported
     assert not imported & {"torch", "matplotlib", "torchvision", "sklearn"}
+
+
+def test_help_lists_every_option_with_what_it_is(tmp_path):
+    from adaptrun.cli import config_dir
+    from adaptrun.options import options
+
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for option in options(config_dir()):
+        mark = "*" if option.default else " "
+        assert f"   {mark} {option.name:<22} {option.description}" in result.stdout
+    assert "   * relu " in result.stdout and "rational" in result.stdout
+    assert "adaptrun --hydra-help" in result.stdout
