@@ -28,6 +28,10 @@ from adaptrun.registry import load_plugins
 
 load_plugins()  # as the CLI does before it composes a run's config
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # workers share the cores: one thread each for the tests that train in-process
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -20,7 +20,7 @@ from adaptrun.interrupt import STOP
 from adaptrun.run import run
 from adaptrun.track import Tracker
 
-ARGS = ["trainer.epochs=50", "seed=3"]  # 1150 steps: long enough to stop mid-way
+ARGS = ["trainer.epochs=25", "seed=3"]  # 575 steps: long enough to stop mid-way
 OVERRIDES = dict(a.split("=") for a in ARGS)
 TIMING = {"wall_seconds", "seconds_per_step"}
 

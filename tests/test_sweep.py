@@ -182,7 +182,7 @@ def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
 
 # ---- interrupted sweeps -------------------------------------------------------------
 
-ARGS = ["trainer.epochs=100"]  # 2300 steps: long enough to stop mid-way (submitit included)
+ARGS = ["trainer.epochs=40"]  # 920 steps: long enough to stop mid-way (submitit included)
 
 
 def comparable(metrics: dict) -> dict:
@@ -201,9 +201,9 @@ def test_a_stopped_sweep_resumes_when_run_again(reference, tmp_path):
     """SIGTERM stops the sweep at a step boundary; the rest is not started; the rerun
     resumes the stopped run to the metrics of an uninterrupted one."""
     sweep = tmp_path / "sw"
-    args = ["-m", "seed=1", "trainer.epochs=100,2", f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "seed=1", "trainer.epochs=40,2", f"hydra.sweep.dir={sweep}"]
     proc = start_cli(args, tmp_path)
-    checkpoint = wait_for(sweep, f"*epochs=100/{FILENAME}", proc)
+    checkpoint = wait_for(sweep, f"*epochs=40/{FILENAME}", proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
@@ -245,11 +245,11 @@ def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(ref
         "-m",
         "hydra/launcher=submitit_local",
         "seed=1",
-        "trainer.epochs=100,2",
+        "trainer.epochs=40,2",
         f"hydra.sweep.dir={sweep}",
     ]
     proc = start_cli(args, tmp_path)
-    checkpoint = wait_for(sweep, f"*epochs=100/{FILENAME}", proc, timeout=120)
+    checkpoint = wait_for(sweep, f"*epochs=40/{FILENAME}", proc, timeout=120)
     deadline = time.monotonic() + 30
     while (pid := _task_pid(checkpoint.parent.name)) is None:
         assert time.monotonic() < deadline, "no submitit task process found"
