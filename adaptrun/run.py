@@ -282,12 +282,14 @@ def _train(
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
         _log_failure(exc)
-        for spec, one in zip(specs, trackers, strict=True):
-            one.finish("failed", error=describe_error(exc), extra=_meta(spec))
+        for spec, one, task in zip(specs, trackers, tasks, strict=True):
+            one.finish("failed", error=describe_error(exc), extra=_meta(spec, task))
         raise
     metrics = _combined(
         [
-            one.finish(tracker.status_of(r, status) if stacked else status, extra=_meta(spec))
+            one.finish(
+                tracker.status_of(r, status) if stacked else status, extra=_meta(spec, tasks[r])
+            )
             for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
         ]
     )
@@ -302,8 +304,9 @@ def _train(
     return metrics
 
 
-def _meta(spec: RunSpec) -> dict[str, Any]:
-    return {"config_hash": spec.config_hash, "threads": torch.get_num_threads()}
+def _meta(spec: RunSpec, task: Task | None = None) -> dict[str, Any]:
+    settings = task.settings() if task is not None else {}
+    return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
 
 
 def _tracker(

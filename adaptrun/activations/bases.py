@@ -27,6 +27,7 @@ class Sin(nn.Module):
         return torch.sin(x)
 
 
+SMOOTH = ("tanh", "sigmoid", "sin", "gelu", "silu")  # closed-form f' and f'' (derivatives.py)
 BASES: dict[str, Callable[[float], nn.Module]] = {
     "relu": lambda neg: nn.ReLU(),
     "leaky_relu": lambda neg: nn.LeakyReLU(neg),
@@ -90,7 +91,7 @@ FAMILIES.register(
         config=FixedConfig,
         build=lambda config, shape, shared: make_base(config.base, config.negative_slope),
         check=_check_fixed,
-        capabilities=Capabilities(stackable=True, molf=True),
+        capabilities=lambda c: Capabilities(molf=True, second_derivatives=c.base in SMOOTH),
         doc="a fixed function: relu, leaky_relu, tanh, sigmoid, sin, gelu, silu, prelu",
     )
 )

@@ -82,7 +82,11 @@ def _build(config: Mapping[str, Any], shape: tuple[int, ...], shared: dict[str, 
 
 
 def _capabilities(config: Mapping[str, Any]) -> Capabilities:
-    return Capabilities(stackable=bool(getattr(target_class(config), "stackable", True)))
+    cls = target_class(config)
+    return Capabilities(
+        stackable=bool(getattr(cls, "stackable", True)),
+        second_derivatives=callable(getattr(cls, "derivatives", None)),
+    )
 
 
 FAMILIES.register(

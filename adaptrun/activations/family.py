@@ -78,11 +78,14 @@ class Capabilities:
     fused_kernel: has Triton kernels chosen by ``impl``, whose backward is not itself
         differentiable: tasks that differentiate their inputs get the PyTorch modules.
     molf: optimizer=molf knows how to train it.
+    second_derivatives: its modules give f, f' and f'' in closed form (``derivatives``), so
+        a network's input derivatives can be carried forward (task.derivatives=forward).
     """
 
     stackable: bool = True
     fused_kernel: bool = False
     molf: bool = False
+    second_derivatives: bool = False
 
 
 def _no_check(config: Any) -> None:

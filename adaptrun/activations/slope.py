@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptrun.activations.bases import Sin, check_base, check_scale, make_base
+from adaptrun.activations.bases import SMOOTH, Sin, check_base, check_scale, make_base
+from adaptrun.activations.derivatives import Derivatives, elementwise
 from adaptrun.activations.family import (
     FAMILIES,
     GRANULARITIES,
@@ -60,6 +61,21 @@ class SlopeActivation(nn.Module):
             neg = getattr(self.base, "negative_slope", 0.01)
             return fused_slope(x, self.a, self.n, self.base_name, neg, weight)
         return self.base((self.n * self.a) * x)
+
+    @property
+    def derivatives(self) -> Derivatives | None:
+        """z -> (f, f', f'') of base(s z), s = n*a, where the base has them in closed form:
+        f' = s base'(s z), f'' = s^2 base''(s z)."""
+        inner = elementwise(self.base)
+        if inner is None:
+            return None
+
+        def slope_derivatives(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            s = self.n * self.a
+            f, d1, d2 = inner(s * z)
+            return f, s * d1, s * s * d2
+
+        return slope_derivatives
 
     def slope(self) -> torch.Tensor:
         """The effective slope n*a, detached."""
@@ -154,7 +170,7 @@ FAMILIES.register(
         config=SlopeConfig,
         build=_build,
         check=_check,
-        capabilities=Capabilities(stackable=True, fused_kernel=True),
+        capabilities=lambda c: Capabilities(fused_kernel=True, second_derivatives=c.base in SMOOTH),
         doc="Jagtap's trainable slopes: base(n * a * x), global, layer-wise or neuron-wise",
     )
 )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from adaptrun.activations.derivatives import elementwise
 from adaptrun.errors import is_count, require
 from adaptrun.models.registry import MODELS, ActFactory, ModelCapabilities, ModelConfig, ModelEntry
 
@@ -31,6 +32,33 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def taylor(
+        self, x: torch.Tensor, directions: Sequence[torch.Tensor], second: Sequence[int] = ()
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The output, its derivatives along each of ``directions`` (each one input's shape)
+        and its second derivatives along the directions numbered in ``second``, carried
+        forward layer by layer with the values: for z = W h + b they are W h', W h''; for
+        h = f(z), f'(z) z' and f''(z) z'^2 + f'(z) z''. One forward pass gives all of them
+        exactly, and one backward pass their parameter gradients: no nested autograd."""
+        h = x.flatten(1)
+        first = [d.flatten().expand_as(h) for d in directions]
+        curved: list[torch.Tensor | None] = [None] * len(second)  # zero until an activation
+        for layer in self.net:
+            if isinstance(layer, nn.Flatten):
+                continue
+            if isinstance(layer, nn.Linear):
+                h = layer(h)
+                first = [d @ layer.weight.T for d in first]
+                curved = [None if c is None else c @ layer.weight.T for c in curved]
+                continue
+            f, d1, d2 = elementwise(layer)(h)
+            curved = [
+                d2 * first[k].square() + (0 if c is None else d1 * c)
+                for k, c in zip(second, curved, strict=True)
+            ]
+            h, first = f, [d1 * d for d in first]
+        return h, first, [torch.zeros_like(h) if c is None else c for c in curved]
 
 
 @dataclasses.dataclass
@@ -55,6 +83,6 @@ MODELS.register(
             shape, [int(cfg["width"])] * int(cfg["hidden_layers"]), classes, act
         ),
         check=_check,
-        capabilities=ModelCapabilities(images=False, stackable=True),
+        capabilities=ModelCapabilities(images=False, stackable=True, forward_derivatives=True),
     )
 )

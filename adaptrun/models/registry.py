@@ -29,11 +29,14 @@ class ModelConfig:
 class ModelCapabilities:
     """images: needs (channels, height, width) inputs. stackable: trainer.stack can train
     several seeds of it as one vmapped model exactly (no BatchNorm statistics, no dropout).
-    molf: optimizer=molf can train it (one hidden layer with bypass weights)."""
+    molf: optimizer=molf can train it (one hidden layer with bypass weights).
+    forward_derivatives: it carries input derivatives forward (``taylor``), exactly, when
+    its activations have closed-form second derivatives."""
 
     images: bool = True
     stackable: bool = False
     molf: bool = False
+    forward_derivatives: bool = False
 
 
 def _no_check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:

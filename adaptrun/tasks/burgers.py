@@ -9,6 +9,7 @@ initial/boundary points). The network sees (x, 2t - 1), i.e. both inputs on [-1,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
@@ -22,8 +23,10 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
+from adaptrun.activations import ActivationFactory
 from adaptrun.data.registry import DATASETS, DatasetEntry
 from adaptrun.errors import is_count, is_number, require
+from adaptrun.models.registry import MODELS
 from adaptrun.tasks.burgers_exact import exact_grid
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
@@ -31,6 +34,7 @@ from adaptrun.tasks.sampling import SAMPLINGS, sample_box
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
 UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
+log = logging.getLogger(__name__)
 
 
 def residual(u_fn: UFn, xt: torch.Tensor, nu: float) -> torch.Tensor:
@@ -55,6 +59,20 @@ def residual_functional(u_fn: UFn, xt: torch.Tensor, nu: float) -> torch.Tensor:
     return du[:, 1] + u_fn(xt)[:, 0] * du[:, 0] - nu * u_xx
 
 
+# (x, t) -> what the network sees: x and 2t - 1 (both on [-1, 1])
+SHIFT, SCALE = (0.0, -1.0), (1.0, 2.0)
+DERIVATIVES = ("auto", "forward", "autograd")
+
+
+def residual_forward(model: nn.Module, xt: torch.Tensor, nu: float) -> torch.Tensor:
+    """The same residual with u_x, u_t and u_xx carried forward through the network with
+    its values (``model.taylor``): exact, one forward pass and no nested autograd."""
+    shift, scale = xt.new_tensor(SHIFT), xt.new_tensor(SCALE)
+    along_x, along_t = xt.new_tensor([SCALE[0], 0.0]), xt.new_tensor([0.0, SCALE[1]])
+    u, (u_x, u_t), (u_xx,) = model.taylor(xt * scale + shift, [along_x, along_t], second=[0])
+    return u_t[:, 0] + u[:, 0] * u_x[:, 0] - nu * u_xx[:, 0]
+
+
 class BurgersTask:
     """Full-batch physics-informed training; the exact solution comes from Cole-Hopf."""
 
@@ -69,7 +87,10 @@ class BurgersTask:
     num_outputs = 1
     steps_per_epoch = 1
 
-    def __init__(self, data: Any, task: Any, device: torch.device) -> None:
+    def __init__(
+        self, data: Any, task: Any, device: torch.device, derivatives: str = "autograd"
+    ) -> None:
+        self.derivatives = derivatives  # forward | autograd (resolved from task.derivatives)
         self.nu = float(data["nu"])
         self.weight_residual = float(task["weight_residual"])
         self.weight_data = float(task["weight_data"])
@@ -100,9 +121,10 @@ class BurgersTask:
     @staticmethod
     def u(model: nn.Module) -> UFn:
         """The solution as a function of physical (x, t): the network sees (x, 2t - 1)."""
-        shift = torch.tensor([0.0, -1.0])
-        scale = torch.tensor([1.0, 2.0])
-        return lambda xt: model(xt * scale.to(xt.device) + shift.to(xt.device))
+        return lambda xt: model(xt * xt.new_tensor(SCALE) + xt.new_tensor(SHIFT))
+
+    def settings(self) -> dict[str, Any]:
+        return {"derivatives": self.derivatives}
 
     def with_seed(self, seed: int) -> BurgersTask:
         """Points and batches do not depend on the run's seed: the same task serves all."""
@@ -117,7 +139,10 @@ class BurgersTask:
         """(mean squared residual, mean squared initial/boundary misfit)."""
         xt_f, xt_data, u_data = batch
         u = self.u(model)
-        f = (residual_functional if functional else residual)(u, xt_f, self.nu)
+        if self.derivatives == "forward":  # plain forward ops: safe under torch.func too
+            f = residual_forward(model, xt_f, self.nu)
+        else:
+            f = (residual_functional if functional else residual)(u, xt_f, self.nu)
         return f.pow(2).mean(), (u(xt_data) - u_data).pow(2).mean()
 
     def loss(self, model: nn.Module, batch: Batch, functional: bool = False) -> torch.Tensor:
@@ -165,6 +190,33 @@ class BurgersTaskConfig:
     name: str = "burgers"
     weight_residual: float = 1.0  # W_F, on the mean squared PDE residual
     weight_data: float = 1.0  # W_u, on the initial/boundary misfit
+    derivatives: str = "auto"  # auto | forward | autograd: how u_x, u_t, u_xx are computed
+
+
+def resolve_derivatives(cfg: Mapping[str, Any]) -> str:
+    """``auto``: forward wherever the model carries derivatives forward and its activation
+    has closed-form second derivatives; autograd elsewhere. ``forward`` where it cannot
+    apply is refused, naming why."""
+    setting = cfg["task"]["derivatives"]
+    require(
+        setting in DERIVATIVES,
+        "task.derivatives",
+        f"unknown way {setting!r}; valid: {', '.join(DERIVATIVES)}",
+    )
+    if setting == "autograd":
+        return setting
+    model = MODELS[cfg["model"]["name"]].capabilities_of(cfg["model"])
+    activation = ActivationFactory(cfg["activation"]).capabilities
+    why = ""
+    if not model.forward_derivatives:
+        why = f"model {cfg['model']['name']} does not carry input derivatives forward"
+    elif not activation.second_derivatives:
+        why = (
+            f"activation {cfg['activation']['name']} has no closed-form second derivative "
+            "(smooth bases: tanh, sigmoid, sin, gelu, silu)"
+        )
+    require(not (setting == "forward" and why), "task.derivatives", f"forward: {why}; use auto")
+    return "autograd" if why else "forward"
 
 
 @dataclasses.dataclass
@@ -197,6 +249,17 @@ def _check(cfg: Mapping[str, Any]) -> None:
     for key in ("weight_residual", "weight_data"):
         value = cfg["task"][key]
         require(is_number(value) and value >= 0, f"task.{key}", "must be >= 0")
+    resolve_derivatives(cfg)
+
+
+def _build(cfg: Mapping[str, Any], device: torch.device) -> BurgersTask:
+    mode = resolve_derivatives(cfg)
+    log.info(
+        "burgers: input derivatives by %s mode (task.derivatives=%s)",
+        mode,
+        cfg["task"]["derivatives"],
+    )
+    return BurgersTask(cfg["dataset"], cfg["task"], device, mode)
 
 
 DATASETS.register(
@@ -208,7 +271,7 @@ TASKS.register(
         config=BurgersTaskConfig,
         takes="burgers",
         goals=BurgersTask.GOALS,
-        build=lambda cfg, device: BurgersTask(cfg["dataset"], cfg["task"], device),
+        build=_build,
         input_shape=lambda cfg: BurgersTask.input_shape,
         check=_check,
         # the residual differentiates the network twice in x

@@ -97,6 +97,9 @@ class ClassificationTask:
     def figures(self, model: nn.Module) -> dict[str, Any]:
         return {}
 
+    def settings(self) -> dict[str, Any]:
+        return {}
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Loss and accuracy on the test split (and validation split, if held out)."""

@@ -87,6 +87,9 @@ class FunctionTask:
             "test_rel_l2": (err.norm() / self.y_test.norm()).item(),
         }
 
+    def settings(self) -> dict[str, Any]:
+        return {}
+
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, plt.Figure]:
         """Prediction against the target with the training points, and the pointwise error."""

@@ -42,3 +42,8 @@ class Task(Protocol):
     def figures(self, model: nn.Module) -> dict[str, Any]:
         """Matplotlib figures for TensorBoard (name -> figure); may be empty."""
         ...
+
+    def settings(self) -> dict[str, Any]:
+        """What the task resolved for this run (e.g. how it takes input derivatives),
+        recorded in metrics.json; may be empty."""
+        ...
