@@ -1,11 +1,13 @@
-"""Step rate of the Burgers preset: eager reference vs the compiled functional step.
+"""Step rate of the Burgers preset: nested autograd, forward-mode derivatives (eager,
+compiled, stacked), side by side.
 
     python scripts/bench_pinn.py                  # the preset on the current device
     python scripts/bench_pinn.py --steps 50 activation=neuronwise_slope model.hidden_layers=8
 
-Both steps run side by side in one process on the same network, points and device.
-Their first calls (the compiled one includes compilation) are timed apart and their
-gradients compared; the rates are measured after a warm-up. Extra arguments are config
+All paths run side by side in one process on the same network, points and device.
+Their first calls (the compiled one includes compilation) are timed apart, the
+gradients of forward and autograd compared; the rates are measured after a warm-up;
+ratios are to autograd eager. Extra arguments are config
 overrides on top of experiment=jagtap_burgers.
 """
 
@@ -24,7 +26,9 @@ from adaptrun.cli import config_dir
 from adaptrun.config_check import check_config
 from adaptrun.models import build_model
 from adaptrun.run import resolve_device
+from adaptrun.stack import StackedTask, stack_models, stacked_step
 from adaptrun.steps import compiled_functional_step, eager_step
+from adaptrun.tasks.burgers import BurgersTask
 
 
 def _sync(device: torch.device) -> None:
@@ -55,32 +59,55 @@ def _rate(
     return steps / (time.perf_counter() - start)
 
 
+def _stacked_rate(cfg: Any, task: Any, runs: int, steps: int, device: torch.device) -> float:
+    """Runs x steps per second of ``runs`` seeds trained as one vmapped stack."""
+    models = []
+    for r in range(runs):
+        torch.manual_seed(r)
+        models.append(build_model(cfg.model, task.input_shape, 1, _factory(cfg)).to(device))
+    stacked = stack_models(models)
+    tasks = StackedTask([task] * runs, models)
+    step = stacked_step(stacked, models[0], tasks, functional=True)
+    batch = next(iter(tasks.train_batches(0)))
+    return runs * _rate(step, stacked, batch, steps, device)
+
+
+def _factory(cfg: Any) -> Any:
+    from adaptrun.activations import ActivationFactory
+
+    return ActivationFactory(check_config(cfg).activation.config)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per path")
+    parser.add_argument("--runs", type=int, default=8, help="runs in the stacked row")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. activation=layerwise")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         overrides = ["experiment=jagtap_burgers", "activation=layerwise_slope", *args.overrides]
         cfg = compose("config", overrides)
-    checked = check_config(cfg)
+    check_config(cfg)
     device = resolve_device(cfg.trainer.device)
-    task = checked.task.build(cfg, device)
+    autograd = BurgersTask(cfg.dataset, cfg.task, device, "autograd")
+    forward = BurgersTask(cfg.dataset, cfg.task, device, "forward")
     torch.manual_seed(cfg.seed)
-    act = checked.activation
-    model = build_model(cfg.model, task.input_shape, task.num_outputs, act).to(device)
-    twin = copy.deepcopy(model)
-    batch = next(iter(task.train_batches(0)))
+    model = build_model(cfg.model, autograd.input_shape, 1, _factory(cfg)).to(device)
+    twins = [copy.deepcopy(model) for _ in range(2)]
+    batch = next(iter(autograd.train_batches(0)))
 
-    eager, fast = eager_step(model, task), compiled_functional_step(twin, task)
-    eager_loss, eager_first = _first_call(eager, batch, device)
-    fast_loss, fast_first = _first_call(fast, batch, device)  # includes compilation
+    paths = {
+        "autograd eager": (eager_step(model, autograd), model),
+        "forward eager": (eager_step(twins[0], forward), twins[0]),
+        "forward compiled": (compiled_functional_step(twins[1], forward), twins[1]),
+    }
+    first = {name: _first_call(step, batch, device) for name, (step, _) in paths.items()}
     grads_match = all(
-        torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-6)
-        for a, b in zip(model.parameters(), twin.parameters(), strict=True)
+        torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+        for a, b in zip(model.parameters(), twins[0].parameters(), strict=True)
     )
-    eager_rate = _rate(eager, model, batch, args.steps, device)
-    fast_rate = _rate(fast, twin, batch, args.steps, device)
+    rates = {name: _rate(step, m, batch, args.steps, device) for name, (step, m) in paths.items()}
+    stacked = _stacked_rate(cfg, forward, args.runs, args.steps, device)
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -91,14 +118,13 @@ def main() -> None:
         f"network: {cfg.model.hidden_layers}x{cfg.model.width} {cfg.activation.base}, "
         f"{cfg.activation.variant} slopes; {cfg.dataset.n_collocation} collocation points"
     )
-    print(
-        f"first-step loss: eager {eager_loss:.6g}, compiled {fast_loss:.6g}; "
-        f"gradients match: {grads_match}"
-    )
-    print(f"{'path':<22}{'first call (s)':>16}{'steps/s':>10}{'ratio':>8}")
-    print(f"{'eager (reference)':<22}{eager_first:>16.2f}{eager_rate:>10.1f}{1.0:>8.2f}")
-    ratio = fast_rate / eager_rate
-    print(f"{'compiled torch.func':<22}{fast_first:>16.2f}{fast_rate:>10.1f}{ratio:>8.2f}")
+    print(f"first-step gradients of forward and autograd match: {grads_match}")
+    print(f"{'path':<30}{'first call (s)':>16}{'steps/s':>10}{'ratio':>8}")
+    base = rates["autograd eager"]
+    for path, rate in rates.items():
+        print(f"{path:<30}{first[path][1]:>16.2f}{rate:>10.1f}{rate / base:>8.2f}")
+    label = f"forward stacked, {args.runs} runs"
+    print(f"{label:<30}{'':>16}{stacked:>10.1f}{stacked / base:>8.2f}  (runs x steps/s)")
 
 
 if __name__ == "__main__":
