@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
+from omegaconf import OmegaConf
 
 from adaptrun.checkpoint import FILENAME
 from adaptrun.errors import UserError
@@ -25,8 +26,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_run_refused_for_another_configs_finished_run_leaves_the_folder_as_it_was(tmp_path):
-    first = run_cli(["trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    first = compose_config(["trainer.epochs=1"])
+    run(first, tmp_path / "run", hydra_files={"config.yaml": OmegaConf.to_yaml(first)})
     before = snapshot(tmp_path / "run")
     assert ".hydra/config.yaml" in before and "metrics.json" in before
     second = run_cli(["trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path)
