@@ -16,6 +16,8 @@ What the runner asks of a built module (all optional, see docs/plugins.md):
   (points, units), drawn into TensorBoard.
 - ``no_weight_decay() -> Iterable[str]``: the names of its own parameters exempt from
   weight decay; without it, all of them are (an activation's parameters are not weights).
+- ``derivatives(z) -> (f, f', f'')``: the function and its first two derivatives in closed
+  form, so physics-informed tasks carry input derivatives forward (derivatives.py).
 """
 
 from __future__ import annotations

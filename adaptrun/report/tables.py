@@ -119,16 +119,16 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
     # within a cell: by metric, the easiest target first (ascending accuracies, descending
     # losses)
     table["easiest"] = [
-        _target_order(grid, m, t)[1] for m, t in zip(table["metric"], table["target"], strict=True)
+        _easiness(grid, m, t) for m, t in zip(table["metric"], table["target"], strict=True)
     ]
     table = table.sort_values(["cell", "metric", "easiest"], kind="stable")
     units = ["epoch_mean", "step_mean", "seconds_mean"]
     return table[[*keys, "reached", "completed", "not_finished", *units]]
 
 
-def _target_order(grid: Grid, metric: str, target: str) -> tuple[str, float]:
-    """Easiest target first: ascending accuracies, descending losses."""
-    return metric, float(target) if grid.goal(metric) == "max" else -float(target)
+def _easiness(grid: Grid, metric: str, target: str) -> float:
+    """Sorts the easiest target first: ascending accuracies, descending losses."""
+    return float(target) if grid.goal(metric) == "max" else -float(target)
 
 
 def markdown_convergence_tables(grid: Grid) -> str:
