@@ -88,7 +88,11 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
         "trainer.precision",
         f"unknown precision {cfg['precision']!r}; valid: {', '.join(PRECISIONS)}",
     )
-    require(isinstance(cfg["compile"], bool), "trainer.compile", "must be true or false")
+    require(
+        cfg["compile"] == "auto" or isinstance(cfg["compile"], bool),
+        "trainer.compile",
+        f"must be auto, true or false (got {cfg['compile']!r})",
+    )
     require(
         cfg["threads"] == "auto" or is_count(cfg["threads"]),
         "trainer.threads",

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from adaptrun import checkpoint, fastpaths
 from adaptrun.activations import ActivationFactory
 from adaptrun.activations.plots import activation_curves, has_curves
+from adaptrun.allocator import keep_freed_memory
 from adaptrun.board import Board
 from adaptrun.checkpoint import fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
@@ -32,7 +33,7 @@ from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.progress import Progress
 from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
-from adaptrun.steps import build_step
+from adaptrun.steps import build_step, resolve_compile
 from adaptrun.tasks import Task
 from adaptrun.threads import resolve_threads
 from adaptrun.track import Tracker, write_failure
@@ -169,6 +170,7 @@ def run(
             _record_failure(exc, specs)
             raise
         torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
+        keep_freed_memory()
         return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep)
 
 
@@ -260,6 +262,7 @@ def _train(
         cfg.trainer.checkpoint_every_epochs,
         before_save=tracker.flush,
     )
+    compiled = False
     try:
         with trackers[0].progress.logging():  # log lines go around the bar, not through it
             start = saver.apply(resumed) if resumed else checkpoint.Position()
@@ -271,24 +274,26 @@ def _train(
                 functional = caps.functional_loss
                 step_fn = stacked_step(model, models[0], task, loop.precision, functional)
             else:
-                step_fn = build_step(
-                    model,
-                    task,
+                compiled = resolve_compile(cfg.trainer.compile, task, device, caps.functional_loss)
+                log.info(
+                    "step: %s (trainer.compile=%s)",
+                    "compiled" if compiled else "eager",
                     cfg.trainer.compile,
-                    loop.precision,
-                    cfg.optimizer,
-                    caps.functional_loss,
+                )
+                step_fn = build_step(
+                    model, task, compiled, loop.precision, cfg.optimizer, caps.functional_loss
                 )
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
         _log_failure(exc)
         for spec, one, task in zip(specs, trackers, tasks, strict=True):
-            one.finish("failed", error=describe_error(exc), extra=_meta(spec, task))
+            one.finish("failed", error=describe_error(exc), extra=_meta(spec, task, compiled))
         raise
     metrics = _combined(
         [
             one.finish(
-                tracker.status_of(r, status) if stacked else status, extra=_meta(spec, tasks[r])
+                tracker.status_of(r, status) if stacked else status,
+                extra=_meta(spec, tasks[r], compiled),
             )
             for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
         ]
@@ -304,8 +309,11 @@ def _train(
     return metrics
 
 
-def _meta(spec: RunSpec, task: Task | None = None) -> dict[str, Any]:
+def _meta(spec: RunSpec, task: Task | None = None, compiled: bool | None = None) -> dict[str, Any]:
+    """What metrics.json records beside the numbers: what really ran."""
     settings = task.settings() if task is not None else {}
+    if compiled is not None:
+        settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
 
 

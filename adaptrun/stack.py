@@ -62,9 +62,9 @@ def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Ca
         "L-BFGS's line search would couple the stacked runs; use trainer.stack=1",
     )
     require(
-        not cfg["trainer"]["compile"],
+        cfg["trainer"]["compile"] is not True,
         "trainer.stack",
-        "stacked runs are not compiled yet; use trainer.compile=false",
+        "stacked runs are not compiled yet; use trainer.compile=auto or false",
     )
 
 

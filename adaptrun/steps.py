@@ -95,6 +95,17 @@ def molf_train_step(model: nn.Module, task: Task, cfg: Any) -> Step:
     return step
 
 
+def resolve_compile(
+    setting: bool | str, task: Task, device: torch.device, functional_loss: bool
+) -> bool:
+    """``trainer.compile``: true or false as given; ``auto`` compiles only the whole-step
+    path on CPU, and only for tasks whose step the benchmark shows faster compiled
+    (``task.compiled_step_pays``). CUDA stays eager until it has been measured there."""
+    if setting != "auto":
+        return bool(setting)
+    return device.type == "cpu" and functional_loss and task.compiled_step_pays
+
+
 def build_step(
     model: nn.Module,
     task: Task,

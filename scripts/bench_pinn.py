@@ -3,12 +3,16 @@ compiled, stacked), side by side.
 
     python scripts/bench_pinn.py                  # the preset on the current device
     python scripts/bench_pinn.py --steps 50 activation=neuronwise_slope model.hidden_layers=8
+    python scripts/bench_pinn.py --peer deepxde   # also DeepXDE (pip install deepxde)
+    python scripts/bench_pinn.py --agreement 2000 # accuracy: both modes trained in float64
 
 All paths run side by side in one process on the same network, points and device.
 Their first calls (the compiled one includes compilation) are timed apart, the
 gradients of forward and autograd compared; the rates are measured after a warm-up;
 ratios are to autograd eager. Extra arguments are config
-overrides on top of experiment=jagtap_burgers.
+overrides on top of experiment=jagtap_burgers. The process keeps freed tensor memory
+(adaptrun.allocator), as every adaptrun run does, unless ``--default-malloc``;
+``--peer deepxde`` runs in the same process and gains from it too.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import deepxde_peer
 import torch
 from hydra import compose, initialize_config_dir
 
+from adaptrun.allocator import keep_freed_memory
 from adaptrun.cli import config_dir
 from adaptrun.config_check import check_config
 from adaptrun.models import build_model
+from adaptrun.optim import build_optimizer
 from adaptrun.run import resolve_device
 from adaptrun.stack import StackedTask, stack_models, stacked_step
 from adaptrun.steps import compiled_functional_step, eager_step
@@ -72,6 +79,36 @@ def _stacked_rate(cfg: Any, task: Any, runs: int, steps: int, device: torch.devi
     return runs * _rate(step, stacked, batch, steps, device)
 
 
+def _agreement(cfg: Any, steps: int, device: torch.device) -> None:
+    """Train the same float64 network ``steps`` Adam steps with each derivative mode and
+    print both relative L2 errors: exact derivatives must train the same network. (In
+    float32 the two runs match to 4 digits for a few hundred steps, then rounding in
+    different summation orders separates them, as it separates two thread counts.)"""
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(cfg.seed)
+    start = build_model(cfg.model, (2,), 1, _factory(cfg)).to(device)
+    errors = {}
+    for mode in ("autograd", "forward"):
+        task = BurgersTask(cfg.dataset, cfg.task, device, mode)
+        task.batch = tuple(t.double() for t in task.batch)
+        task.xt_test, task.u_test = task.xt_test.double(), task.u_test.double()
+        model = copy.deepcopy(start)
+        step = eager_step(model, task)
+        optimizer = build_optimizer(model, cfg.optimizer)
+        began = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            step(task.batch)
+            optimizer.step()
+        errors[mode] = task.evaluate(model)["test_rel_l2"]
+        seconds = time.perf_counter() - began
+        print(
+            f"{mode:<10} float64, {steps} Adam steps: rel L2 {errors[mode]:.10f} ({seconds:.0f} s)"
+        )
+    diff = abs(errors["forward"] - errors["autograd"]) / errors["autograd"]
+    print(f"relative difference of the two rel L2 errors: {diff:.2e}")
+
+
 def _factory(cfg: Any) -> Any:
     from adaptrun.activations import ActivationFactory
 
@@ -82,13 +119,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per path")
     parser.add_argument("--runs", type=int, default=8, help="runs in the stacked row")
+    parser.add_argument(
+        "--peer", choices=["deepxde"], help="also time this library on the same problem"
+    )
+    parser.add_argument(
+        "--agreement",
+        type=int,
+        metavar="STEPS",
+        help="instead: train both derivative modes STEPS Adam steps in float64, compare",
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's allocator as it is (to measure what adaptrun.allocator gains)",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. activation=layerwise")
     args = parser.parse_args()
+    if args.peer and not deepxde_peer.available():
+        parser.error("--peer deepxde needs DeepXDE: pip install deepxde")
+    kept = not args.default_malloc and keep_freed_memory()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         overrides = ["experiment=jagtap_burgers", "activation=layerwise_slope", *args.overrides]
         cfg = compose("config", overrides)
     check_config(cfg)
     device = resolve_device(cfg.trainer.device)
+    if args.agreement:
+        _agreement(cfg, args.agreement, device)
+        return
     autograd = BurgersTask(cfg.dataset, cfg.task, device, "autograd")
     forward = BurgersTask(cfg.dataset, cfg.task, device, "forward")
     torch.manual_seed(cfg.seed)
@@ -108,23 +165,38 @@ def main() -> None:
     )
     rates = {name: _rate(step, m, batch, args.steps, device) for name, (step, m) in paths.items()}
     stacked = _stacked_rate(cfg, forward, args.runs, args.steps, device)
+    peer = deepxde_peer.deepxde_rate(cfg, batch, args.steps) if args.peer else None
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
         name = f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; torch {torch.__version__}")
+    allocator = "freed memory kept" if kept else "default allocator"
+    print(f"device: {name}; torch {torch.__version__}; {allocator}")
     print(
         f"network: {cfg.model.hidden_layers}x{cfg.model.width} {cfg.activation.base}, "
         f"{cfg.activation.variant} slopes; {cfg.dataset.n_collocation} collocation points"
     )
     print(f"first-step gradients of forward and autograd match: {grads_match}")
-    print(f"{'path':<30}{'first call (s)':>16}{'steps/s':>10}{'ratio':>8}")
+    vs_peer = f"{'vs DeepXDE':>12}" if peer else ""
+    print(f"{'path':<30}{'first call (s)':>16}{'steps/s':>10}{'ratio':>8}{vs_peer}")
     base = rates["autograd eager"]
+
+    def peer_ratio(rate: float) -> str:
+        return f"{rate / peer[1]:>12.2f}" if peer else ""
+
     for path, rate in rates.items():
-        print(f"{path:<30}{first[path][1]:>16.2f}{rate:>10.1f}{rate / base:>8.2f}")
+        print(
+            f"{path:<30}{first[path][1]:>16.2f}{rate:>10.1f}{rate / base:>8.2f}{peer_ratio(rate)}"
+        )
     label = f"forward stacked, {args.runs} runs"
-    print(f"{label:<30}{'':>16}{stacked:>10.1f}{stacked / base:>8.2f}  (runs x steps/s)")
+    print(
+        f"{label:<30}{'':>16}{stacked:>10.1f}{stacked / base:>8.2f}{peer_ratio(stacked)}"
+        "  (runs x steps/s)"
+    )
+    if peer:
+        label = f"DeepXDE {peer[0]} (autograd)"
+        print(f"{label:<30}{'':>16}{peer[1]:>10.1f}{peer[1] / base:>8.2f}{peer_ratio(peer[1])}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from conftest import events, read_metrics, run_cli, run_dirs
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
 from adaptrun.run import run
+from adaptrun.steps import resolve_compile
 
 SMALL_BURGERS = [
     "experiment=jagtap_burgers",
@@ -21,7 +22,7 @@ SMALL_BURGERS = [
 
 
 @pytest.mark.parametrize(
-    ("args", "figure", "extra_scalars"),
+    ("args", "figure", "extra_scalars", "compiled"),
     [
         (
             [
@@ -32,6 +33,7 @@ SMALL_BURGERS = [
             ],
             "figures/prediction",
             set(),
+            False,  # trainer.compile=auto: 8000 steps never earn the compile back
         ),
         (
             [
@@ -44,15 +46,17 @@ SMALL_BURGERS = [
             ],
             "figures/solution",
             {"loss/residual", "loss/data"},
+            True,  # trainer.compile=auto: forward derivatives compile to about 2x
         ),
     ],
 )
-def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars):
+def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars, compiled):
     result = run_cli(args, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path / "outputs")
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "completed"
+    assert metrics["compiled"] is compiled
     assert (
         0 < metrics["final_test_rel_l2"] < 1.5
         and metrics["best_test_rel_l2"] <= metrics["final_test_rel_l2"]
@@ -88,6 +92,30 @@ def test_compiled_burgers_step_matches_eager(compose_cfg, tmp_path):
         _losses(tmp_path / "compiled"), _losses(tmp_path / "eager"), rtol=1e-4, atol=1e-6
     )
     assert compiled["final_test_rel_l2"] == pytest.approx(eager["final_test_rel_l2"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "device", "expected"),
+    [
+        ([*SMALL_BURGERS, "activation=global_slope"], "cpu", True),  # forward derivatives
+        ([*SMALL_BURGERS, "activation=global_slope"], "cuda", False),  # not measured there
+        ([*SMALL_BURGERS, "activation=relu"], "cpu", False),  # autograd derivatives
+        ([*SMALL_BURGERS, "task.derivatives=autograd"], "cpu", False),
+        ([*SMALL_BURGERS, "trainer.compile=false"], "cpu", False),
+        ([*SMALL_BURGERS, "task.derivatives=autograd", "trainer.compile=true"], "cpu", True),
+        (["experiment=jagtap_discontinuous"], "cpu", False),
+        (["experiment=jagtap_discontinuous", "trainer.compile=true"], "cpu", True),
+        (["dataset=digits"], "cpu", False),
+    ],
+)
+def test_compile_auto_compiles_only_where_the_benchmark_shows_a_gain(
+    compose_cfg, overrides, device, expected
+):
+    cfg = compose_cfg(overrides)
+    checked = check_config(cfg)
+    task = checked.task.build(cfg, torch.device("cpu"))
+    functional = checked.task.capabilities.functional_loss
+    assert resolve_compile(cfg.trainer.compile, task, torch.device(device), functional) is expected
 
 
 def test_lbfgs_phase_continues_the_run(compose_cfg, tmp_path):

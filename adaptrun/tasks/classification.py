@@ -37,6 +37,7 @@ class ClassificationTask:
         "test_loss": "min",
         "test_acc": "max",
     }
+    compiled_step_pays = False  # not measured: eager unless trainer.compile=true
 
     def __init__(
         self,

@@ -15,12 +15,15 @@ class Task(Protocol):
     goals: each reported metric and whether ``min`` or ``max`` is better.
     input_shape, num_outputs: what the model is built for.
     steps_per_epoch: optimizer steps in one pass over the training data.
+    compiled_step_pays: ``trainer.compile=auto`` compiles this task's step on CPU (where
+    scripts/bench_pinn.py measured the compiled step faster than eager, compile included).
     """
 
     goals: Mapping[str, str]
     input_shape: tuple[int, ...]
     num_outputs: int
     steps_per_epoch: int
+    compiled_step_pays: bool
 
     def with_seed(self, seed: int) -> Task:
         """The same data with another run's batch order (stacked runs, one per seed)."""
