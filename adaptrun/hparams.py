@@ -19,6 +19,9 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 
+# activation.impl_used, known when a run ends: no kernel ran, kernels only, or some kernel
+# configuration failed its self-check and the PyTorch reference served it
+IMPL_OUTCOMES = ("torch", "triton", "fallback")
 SUMMARY = "zz_summary"  # one-point scalars: last in TensorBoard's list, after the curves
 STATUS = {
     "completed": api_pb2.STATUS_SUCCESS,

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from adaptrun import checkpoint, fastpaths
-from adaptrun.activations import ActivationFactory
+from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.allocator import keep_freed_memory
 from adaptrun.board import Board
@@ -263,6 +263,7 @@ def _train(
         before_save=tracker.flush,
     )
     compiled = False
+    selfcheck.begin_run()
     try:
         with trackers[0].progress.logging():  # log lines go around the bar, not through it
             start = saver.apply(resumed) if resumed else checkpoint.Position()
@@ -286,9 +287,11 @@ def _train(
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:
         _log_failure(exc)
+        _record_impl(trackers)
         for spec, one, task in zip(specs, trackers, tasks, strict=True):
             one.finish("failed", error=describe_error(exc), extra=_meta(spec, task, compiled))
         raise
+    _record_impl(trackers)
     metrics = _combined(
         [
             one.finish(
@@ -309,11 +312,20 @@ def _train(
     return metrics
 
 
+def _record_impl(trackers: list[Tracker]) -> None:
+    """``activation.impl_used`` in the hparams: torch, triton, or fallback (some kernel
+    configuration failed its self-check and the reference served it)."""
+    used = selfcheck.outcome(selfcheck.impl_used())
+    for one in trackers:
+        one.hparams["activation.impl_used"] = used
+
+
 def _meta(spec: RunSpec, task: Task | None = None, compiled: bool | None = None) -> dict[str, Any]:
     """What metrics.json records beside the numbers: what really ran."""
     settings = task.settings() if task is not None else {}
     if compiled is not None:
         settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
+        settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
 
 

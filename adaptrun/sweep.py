@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -23,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import UserError
-from adaptrun.hparams import domain, experiment, metric_tags, run_hparams
+from adaptrun.hparams import IMPL_OUTCOMES, domain, experiment, metric_tags, run_hparams
 from adaptrun.track import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def write_hparams_domain(
     from adaptrun.run import stacked_runs
     from adaptrun.tasks import TASKS
 
-    runs, metrics = [], []
+    runs: list[dict[str, Any]] = [{"activation.impl_used": o} for o in IMPL_OUTCOMES]
+    metrics = []
     for overrides, cfg in zip(jobs, configs, strict=True):
         keys = [o.split("=", 1)[0] for o in overrides if "=" in o]
         runs += [run_hparams(one, keys) for one in stacked_runs(cfg)]

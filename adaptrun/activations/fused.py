@@ -63,6 +63,11 @@ def use_triton(impl: str, x: torch.Tensor) -> bool:
     return not torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
+def layout_of(x: torch.Tensor, units: tuple[int, ...]) -> str:
+    """``flat``, ``nchw`` or ``channels_last``: how the kernels view x."""
+    return _layout(x, units)[0]
+
+
 def _layout(x: torch.Tensor, units: tuple[int, ...]) -> tuple[str, bool, int]:
     """How x is viewed as (rows, cols): the view's kind, whether the unit follows the row,
     and the number of units.

@@ -28,6 +28,7 @@ from adaptrun.activations.family import (
     unit_shape,
 )
 from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl, use_triton
+from adaptrun.activations.selfcheck import passes
 from adaptrun.errors import is_count, is_number
 
 INITS = ("relu", "leaky_relu")
@@ -87,7 +88,17 @@ class AdAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if use_triton(self.impl, x):
-            return fused_adact(x, self.values, self.low, self.step)
+
+            def fused(t: torch.Tensor) -> torch.Tensor:
+                return fused_adact(t, self.values, self.low, self.step)
+
+            units, explicit = self.units, self.impl == "triton"
+            if passes("adact", fused, self.reference, x, units, [self.values], explicit):
+                return fused(x)
+        return self.reference(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The PyTorch formula: the fused kernel's twin and its self-check's reference."""
         hinges = self.positions.numel()
         segment = ((x - self.low) / self.step).floor().clamp(0, hinges - 2).long()
         left = self.low + segment * self.step
@@ -124,7 +135,17 @@ class APL(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if use_triton(self.impl, x):
-            return fused_apl(x, self.a, self.b)
+
+            def fused(t: torch.Tensor) -> torch.Tensor:
+                return fused_apl(t, self.a, self.b)
+
+            params, explicit = [self.a, self.b], self.impl == "triton"
+            if passes("apl", fused, self.reference, x, self.units, params, explicit):
+                return fused(x)
+        return self.reference(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The PyTorch formula: the fused kernel's twin and its self-check's reference."""
         a = _per_unit(x, self.a, self.units)
         b = _per_unit(x, self.b, self.units)
         return F.relu(x) + (a * F.relu(b - x.unsqueeze(-1))).sum(-1)

@@ -24,6 +24,7 @@ from adaptrun.activations.family import (
 )
 from adaptrun.activations.fused import IMPLS, fused_slope, use_triton
 from adaptrun.activations.recovery import NORMALIZATIONS, slope_recovery
+from adaptrun.activations.selfcheck import passes
 
 VARIANTS = ("global", "layerwise", "neuronwise")
 
@@ -59,7 +60,18 @@ class SlopeActivation(nn.Module):
         if self.base_name is not None and use_triton(self.impl, x):
             weight = self.base.weight if self.base_name == "prelu" else None
             neg = getattr(self.base, "negative_slope", 0.01)
-            return fused_slope(x, self.a, self.n, self.base_name, neg, weight)
+
+            def fused(t: torch.Tensor) -> torch.Tensor:
+                return fused_slope(t, self.a, self.n, self.base_name, neg, weight)
+
+            kernel, units = f"slope[{self.base_name}]", tuple(self.a.shape)
+            params = [self.a] if weight is None else [self.a, weight]
+            if passes(kernel, fused, self.reference, x, units, params, self.impl == "triton"):
+                return fused(x)
+        return self.reference(x)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """base(n a x) in PyTorch: the fused kernel's twin and its self-check's reference."""
         return self.base((self.n * self.a) * x)
 
     @property
