@@ -1,26 +1,15 @@
-"""scripts/bench.py runs every section and reports ratios against its own baseline."""
+"""The benchmarks (scripts/bench.py, adaptrun-doctor) measure every section and report
+ratios against their own baselines."""
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-from pathlib import Path
-
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from adaptrun import benchmarks as bench
 
 
 def test_every_section_measures_and_reports_ratios():
-    bench = load_bench()
-    args = argparse.Namespace(small=True, batch=4, repeat=1, images=16, workers=0, runs=2)
+    args = bench.Sizes(small=True, batch=4, repeat=1, images=16, workers=0, runs=2)
     device = torch.device("cpu")
     fast = bench.Fast(device)
     rows = bench.activation_rows(args, device, fast)

@@ -127,7 +127,7 @@ def test_impl_triton_turns_a_failed_self_check_into_one_line_error(monkeypatch, 
         module(torch.randn(5, 7))
     message = str(error.value)
     assert "\n" not in message and message.startswith("activation.impl=triton: ")
-    assert "slope[tanh] flat float32" in message and "activation.impl=auto" in message
+    assert "slope[tanh] flat shared float32" in message and "activation.impl=auto" in message
 
 
 def test_healthy_kernels_pass_and_are_used_per_layout_and_dtype(as_if_on_cuda):
@@ -166,3 +166,45 @@ def test_a_run_whose_explicit_kernel_fails_is_recorded_failed(monkeypatch, tmp_p
         run(cfg, tmp_path / "run")
     metrics = read_metrics(tmp_path / "run")
     assert metrics["status"] == "failed" and "failed its self-check" in metrics["error"]
+
+
+def test_doctor_checks_every_kernel_configuration_and_fails_on_a_broken_one(monkeypatch, capsys):
+    from adaptrun import doctor
+
+    assert doctor.main(["--no-bench"]) == 0  # all pass (through the interpreter)
+    healthy = capsys.readouterr().out
+    assert "Kernel self-checks through Triton's interpreter: 92 of 92" in healthy
+    assert "| torch | " + torch.__version__ in healthy
+    monkeypatch.setattr(selfcheck, "VERDICTS", {})
+    _break(monkeypatch, "apl", "input gradient")
+    assert doctor.main(["--no-bench"]) == 1
+    broken = capsys.readouterr().out
+    assert "86 of 92 configurations passed" in broken  # apl: 3 layouts x 2 dtypes
+    assert "| apl channels_last bfloat16 | FAILED: input gradient differs" in broken
+
+
+def test_doctor_on_a_cpu_skips_the_kernels_and_prints_the_ratios_beside_targets(
+    monkeypatch, capsys
+):
+    from adaptrun import benchmarks, doctor
+
+    monkeypatch.delenv("TRITON_INTERPRET")
+    tiny = benchmarks.Sizes(4, repeat=1, images=16, workers=0, runs=2, networks=("3-VGG",))
+    monkeypatch.setitem(doctor.SIZES, "cpu", tiny)
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Kernel self-checks: skipped (no CUDA device)" in out
+    assert "device | CPU only" in out
+    rows = [line.split(" | ") for line in out.splitlines() if "x | >= " in line]
+    figures = [row[0].strip("| ") for row in rows]
+    assert figures == [
+        "layerwise slope vs fixed ReLU (3-VGG, torch)",
+        "neuronwise, per channel vs fixed ReLU (3-VGG, torch)",
+        "neuronwise, per element vs fixed ReLU (3-VGG, torch)",
+        "adact (4 segments) vs fixed ReLU (3-VGG, torch)",
+        "apl (4 hinges) vs fixed ReLU (3-VGG, torch)",
+        "runner epoch vs bare loop",
+        "2 stacked MLP runs vs sequential",
+    ]
+    assert [row[2] for row in rows] == [">= 0.95x"] * 3 + [">= 0.85x"] * 2 + [">= 0.9x", ">= 15x"]
+    assert all(float(row[1].rstrip("x")) > 0 and "CUDA target" in row[3] for row in rows)

@@ -64,8 +64,10 @@ def use_triton(impl: str, x: torch.Tensor) -> bool:
 
 
 def layout_of(x: torch.Tensor, units: tuple[int, ...]) -> str:
-    """``flat``, ``nchw`` or ``channels_last``: how the kernels view x."""
-    return _layout(x, units)[0]
+    """How the kernels view x (``flat``, ``nchw`` or ``channels_last``), and ``shared``
+    where one parameter set serves every element: each is a kernel of its own."""
+    kind, _, count = _layout(x, units)
+    return f"{kind} shared" if count == 1 else kind
 
 
 def _layout(x: torch.Tensor, units: tuple[int, ...]) -> tuple[str, bool, int]:
