@@ -139,7 +139,9 @@ def test_a_run_with_the_kernels_matches_a_run_with_the_reference(activation, tmp
     ref = run(compose_config([*args, "activation.impl=torch"]), tmp_path / "torch")
     for key in ("final_train_loss", "final_test_loss", "final_test_acc"):
         assert fused[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
-    kernel = "slope[relu]" if activation == "neuronwise_slope" else "adact"  # relu: the default base
+    kernel = (
+        "slope[relu]" if activation == "neuronwise_slope" else "adact"
+    )  # relu: the default base
     assert fused["impl_used"] == {f"{kernel} flat float32": "triton"}  # self-checked, used
     assert fused["hparams"]["activation.impl_used"] == "triton"
     assert ref["impl_used"] == {} and ref["hparams"]["activation.impl_used"] == "torch"
