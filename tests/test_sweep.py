@@ -4,6 +4,7 @@ finished runs skipped on a rerun, interrupted ones resumed, with every launcher.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import scipy.stats
 from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
 from test_resume import comparable as without_timing
@@ -113,6 +115,20 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
         means[act] = statistics.fmean(accs)
         failed = rows[("mlp/mnist", act)]
         assert failed["mean"] == "" and failed["not_finished"] == "2 failed"
+    accs = {
+        act: [read_metrics(f)["final_test_acc"] for f in sweep.glob(f"activation={act},*digits*")]
+        for act in ("relu", "global")
+    }
+    ci = scipy.stats.t.interval(0.95, 1, loc=means["global"], scale=scipy.stats.sem(accs["global"]))
+    rec = rows[("mlp/digits", "global")]
+    if accs["global"][0] != accs["global"][1]:
+        assert (float(rec["ci_low"]), float(rec["ci_high"])) == pytest.approx(ci)
+    welch = scipy.stats.ttest_ind(accs["global"], accs["relu"], equal_var=False).pvalue
+    if math.isnan(welch):
+        assert rec["p_value"] == ""
+    else:
+        assert float(rec["p_value"]) == pytest.approx(welch)
+    assert rows[("mlp/digits", "relu")]["baseline"] == "True"  # fixed: no activation params
     best = max(means, key=means.get)
     assert rows[("mlp/digits", best)]["best"] == "True"
     assert rows[("mlp/digits", min(means, key=means.get))]["best"] == "False"
@@ -120,7 +136,8 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     report = (sweep / "report.md").read_text()
     table = report.split("## Results")[1].split("##")[0]
     assert re.search(r"\| run +\| relu +\| global +\|", table)
-    assert f"**{means[best]:.4f} ± " in table
+    assert f"**{means[best]:.4g} [" in table
+    assert "(n=2, baseline)" in table
     assert table.count("— [2 failed]") == 2  # failed runs are shown, never dropped
 
     conv = [
@@ -141,6 +158,11 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     image = plt.imread(sweep / "train_loss.png")
     assert image.shape[:2] == (456, 1200)  # one panel per dataset: two side by side
     assert image[..., :3].std() > 0.05  # not blank
+    spread = plt.imread(sweep / "distribution.png")
+    assert spread.shape[1] > spread.shape[0] and spread[..., :3].std() > 0.05
+    assert "![distribution over seeds](distribution.png)" in report
+    assert "## Time to each target, relative to the baseline" in report
+    assert "## Cost" in report and " params, " in report.split("## Cost")[1]
 
 
 def test_loss_band_is_taken_in_log_space_at_the_epochs_all_runs_share():

@@ -7,8 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from adaptrun.report.plots import plot_losses
+from adaptrun.report.compare import (
+    cost_table,
+    markdown_cost_table,
+    markdown_reference_table,
+    markdown_speed_tables,
+    reference_table,
+    speed_table,
+)
+from adaptrun.report.plots import plot_distribution, plot_losses
 from adaptrun.report.runs import build_grid, load_runs
+from adaptrun.report.stats import baseline_column
 from adaptrun.report.tables import (
     convergence_table,
     markdown_convergence_tables,
@@ -18,8 +27,11 @@ from adaptrun.report.tables import (
 )
 
 
-def report(sweep_dir: Path, metric: str | None = None) -> list[Path]:
-    """Write report.md, results.csv, convergence.csv and train_loss.png; returns them."""
+def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = None) -> list[Path]:
+    """Write report.md, the tables as CSV (results, convergence, speed, cost, reference)
+    and the plots (train_loss.png, distribution.png); returns the files written.
+    ``baseline``: the column every other is tested against (default: the first with a
+    fixed activation)."""
     runs = load_runs(sweep_dir)
     if not runs:
         raise FileNotFoundError(
@@ -34,25 +46,45 @@ def report(sweep_dir: Path, metric: str | None = None) -> list[Path]:
     )
     if metric and known and metric not in known:
         raise ValueError(f"no run has metric {metric!r}; valid: {', '.join(known)}")
+    base = baseline_column(grid, baseline)
     out = Path(sweep_dir)
-    written = [
-        out / "report.md",
-        out / "results.csv",
-        out / "convergence.csv",
-        out / "train_loss.png",
-    ]
-    metric_table(grid, key).to_csv(written[1], index=False)
-    convergence_table(grid).to_csv(written[2], index=False)
-    plot_losses(grid, written[3])
-    written[0].write_text(
+    tables = {
+        "results.csv": metric_table(grid, key, base),
+        "convergence.csv": convergence_table(grid),
+        "cost.csv": cost_table(grid, base),
+        "reference.csv": reference_table(grid, key),
+    }
+    if base is not None:
+        tables["speed.csv"] = speed_table(grid, base)
+    for name, table in tables.items():
+        table.to_csv(out / name, index=False)
+    published = {
+        (r, c): v
+        for r, c, v in tables["reference.csv"][["row", "column", "published"]].itertuples(
+            index=False
+        )
+    }
+    plot_losses(grid, out / "train_loss.png")
+    plot_distribution(grid, key, out / "distribution.png", published)
+    sections = [
         f"# Report: {sweep_dir}\n\n{len(runs)} runs. Rows: {', '.join(grid.row_keys)}; "
-        f"columns: {', '.join(grid.column_keys)}.\n\n## Results\n\n"
-        + markdown_metric_table(grid, key)
-        + "\n## Convergence speed\n\n"
-        + markdown_convergence_tables(grid)
-        + "\n## Training loss\n\n![training loss](train_loss.png)\n"
-    )
-    return written
+        f"columns: {', '.join(grid.column_keys)}; baseline: {base or 'none'}.",
+        "## Results\n\n" + markdown_metric_table(grid, key, base),
+        "![distribution over seeds](distribution.png)",
+    ]
+    if published:
+        sections.append("## Published values beside ours\n\n" + markdown_reference_table(grid, key))
+    if base is not None:
+        sections.append("## Time to each target, relative to the baseline\n\n"
+                        + markdown_speed_tables(grid, base))  # fmt: skip
+    sections += [
+        "## Convergence speed (means)\n\n" + markdown_convergence_tables(grid),
+        "## Cost\n\n" + markdown_cost_table(grid, base),
+        "## Training loss\n\n![training loss](train_loss.png)",
+    ]
+    (out / "report.md").write_text("\n\n".join(sections) + "\n")
+    plots = [out / "train_loss.png", out / "distribution.png"]
+    return [out / "report.md", *(out / name for name in tables), *plots]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,11 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         help="metrics.json key for the results table (default: final_test_acc, or "
         "final_test_rel_l2 for regression); e.g. best_test_acc",
     )
+    parser.add_argument(
+        "--baseline",
+        help="the column the others are tested against (default: the first column with a "
+        "fixed activation, i.e. no trainable activation parameters)",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.exit(2, f"adaptrun-report: error: {args.sweep_dir} is not a folder\n")
     try:
-        written = report(args.sweep_dir, args.metric)
+        written = report(args.sweep_dir, args.metric, args.baseline)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"adaptrun-report: error: {exc}\n")
     for path in written:

@@ -87,3 +87,58 @@ def plot_losses(grid: Grid, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_distribution(
+    grid: Grid, key: str, path: Path, published: dict[tuple[str, str], float] | None = None
+) -> Path:
+    """Each column's values of ``key`` over seeds/folds, one panel per row: every run as a
+    point over its box (quartiles, whiskers 1.5 IQR), published values as red crosses."""
+    rows = list(grid.cells)
+    cols = min(3, len(rows))
+    nrows = math.ceil(len(rows) / cols)
+    width = max(5.0, 1.1 * len(grid.columns) + 1.5)
+    fig, axes = plt.subplots(nrows, cols, figsize=(width * cols, 3.8 * nrows), squeeze=False)
+    rng = np.random.default_rng(0)  # the jitter only: the same picture every time
+    for ax, row in zip(axes.flat, rows, strict=False):
+        columns = [c for c in grid.columns if c in grid.cells[row]]
+        values = [
+            [
+                float(run.metrics[key])
+                for run in grid.cells[row][c].with_status("completed")
+                if isinstance(run.metrics.get(key), (int, float))
+            ]
+            for c in columns
+        ]
+        positions = np.arange(1, len(columns) + 1)
+        filled = [(p, v) for p, v in zip(positions, values, strict=True) if v]
+        if filled:
+            ax.boxplot(
+                [v for _, v in filled],
+                positions=[p for p, _ in filled],
+                widths=0.5,
+                showfliers=False,
+            )
+        for p, v in filled:
+            ax.scatter(p + rng.uniform(-0.12, 0.12, len(v)), v, s=14, alpha=0.7, zorder=3)
+        marked = False
+        for p, c in zip(positions, columns, strict=True):
+            if published and (row, c) in published:
+                ax.scatter(
+                    [p], [published[(row, c)]], marker="x", color="red", s=60, zorder=4,
+                    label=None if marked else "published",
+                )  # fmt: skip
+                marked = True
+        ax.set_xticks(positions, columns, rotation=30, ha="right", fontsize=8)
+        ax.set_title(row, fontsize=10)
+        ax.set_ylabel(key)
+        ax.grid(True, axis="y", alpha=0.3)
+        if marked:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    fig.suptitle(f"{key}: each run (points) over the box of its column", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,8 +1,9 @@
-"""The papers' tables from a grid of runs: a metric's mean +/- std over seeds or folds
-(best per row marked), and epochs / steps / seconds to each convergence target.
+"""The papers' tables from a grid of runs: a metric's mean, 95% interval and Welch's test
+against the row's baseline over seeds or folds (best per row marked), and epochs / steps
+/ seconds to each convergence target.
 
 pandas computes the statistics (groupby), shapes the tables (pivot) and writes them
-(to_csv, to_markdown)."""
+(to_csv, to_markdown); scipy the intervals and tests (report/stats.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from adaptrun.report.runs import Grid
+from adaptrun.report.stats import interval, welch_p
 
 CELL = ["row", "column"]
 
@@ -42,9 +44,10 @@ def _number(value: Any) -> float | None:
     return float(value) if ok else None
 
 
-def metric_table(grid: Grid, key: str) -> pd.DataFrame:
-    """One record per cell: mean, std (0 for one run), completed runs with the metric,
-    runs, what did not finish, and whether it is the row's best."""
+def metric_table(grid: Grid, key: str, baseline: str | None = None) -> pd.DataFrame:
+    """One record per cell: mean, std (0 for one run), the mean's 95% interval, Welch's
+    p-value against the row's ``baseline`` column, completed runs with the metric, runs,
+    what did not finish, and whether it is the row's best."""
     values = pd.DataFrame(
         [
             {"row": row, "column": col, "value": _number(run.metrics.get(key))}
@@ -61,28 +64,55 @@ def metric_table(grid: Grid, key: str) -> pd.DataFrame:
     pick = "max" if grid.goal(key) == "max" else "min"
     best = table.groupby("row", sort=False)["mean"].transform(pick)
     table["best"] = table["mean"].notna() & (table["mean"] == best)
-    return table[[*CELL, "mean", "std", "runs", "completed", "not_finished", "best"]]
+    samples = values.groupby(CELL, sort=False)["value"].agg(list).to_dict()
+    cells = list(zip(table["row"], table["column"], strict=True))
+    cis = [interval(samples.get(cell, [])) for cell in cells]
+    table["ci_low"], table["ci_high"] = [lo for lo, _ in cis], [hi for _, hi in cis]
+    table["p_value"] = [
+        welch_p(samples.get((r, c), []), samples.get((r, baseline), []))
+        if baseline is not None and c != baseline
+        else math.nan
+        for r, c in cells
+    ]
+    table["baseline"] = table["column"] == baseline
+    columns = [*CELL, "mean", "std", "ci_low", "ci_high", "p_value", "baseline"]
+    return table[[*columns, "runs", "completed", "not_finished", "best"]]
 
 
-def markdown_metric_table(grid: Grid, key: str) -> str:
-    """Rows model/dataset, columns activation; ``mean ± std (n)``, the row's best in bold."""
-    table = metric_table(grid, key)
+def markdown_metric_table(grid: Grid, key: str, baseline: str | None = None) -> str:
+    """Rows model/dataset, columns activation; ``mean [95% CI] (n) p``, the row's best in
+    bold."""
+    table = metric_table(grid, key, baseline)
     table["text"] = [_metric_cell(r) for r in table.to_dict("records")]
     shaped = table.pivot(index="row", columns="column", values="text")
     shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
     shaped.index.name, shaped.columns.name = "run", None
+    against = (
+        f"p: Welch's t-test against the row's baseline, {baseline}"
+        if baseline is not None
+        else "no baseline column (no fixed activation; pick one with --baseline)"
+    )
     return (
-        f"{key}: mean ± std over seeds/folds (n = completed runs); "
-        f"best per row in bold ({grid.goal(key)} is better)\n\n" + shaped.to_markdown() + "\n"
+        f"{key}: mean [95% confidence interval of the mean] over seeds/folds (n = completed "
+        f"runs); {against}; best per row in bold ({grid.goal(key)} is better)\n\n"
+        + shaped.to_markdown()
+        + "\n"
     )
 
 
 def _metric_cell(rec: dict[str, Any]) -> str:
-    text = (
-        "—"
-        if pd.isna(rec["mean"])
-        else f"{rec['mean']:.4f} ± {rec['std']:.4f} (n={rec['completed']})"
-    )
+    if pd.isna(rec["mean"]):
+        text = "—"
+    else:
+        spread = (
+            f"[{rec['ci_low']:.4g}, {rec['ci_high']:.4g}]"
+            if not pd.isna(rec["ci_low"])
+            else "[one run: no interval]"
+        )
+        test = ", baseline" if rec["baseline"] else ""
+        if not pd.isna(rec["p_value"]):
+            test = f", p={rec['p_value']:.2g}"
+        text = f"{rec['mean']:.4g} {spread} (n={rec['completed']}{test})"
     if rec["best"]:
         text = f"**{text}**"
     return f"{text} [{rec['not_finished']}]" if rec["not_finished"] else text
@@ -102,7 +132,9 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
                         hits.append({**hit, **(where or {}), "reached": where is not None})
     keys = [*CELL, "metric", "target"]
     if not hits:
-        return pd.DataFrame(columns=[*keys, "reached", "completed"])
+        return pd.DataFrame(
+            columns=[*keys, "reached", "completed", "not_finished", "step_median", "seconds_median"]
+        )
     frame = pd.DataFrame(hits)
     for unit in ("epoch", "step", "seconds"):
         frame[unit] = frame.get(unit, pd.Series(dtype=float))
@@ -113,6 +145,8 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
         epoch_mean=("epoch", "mean"),
         step_mean=("step", "mean"),
         seconds_mean=("seconds", "mean"),
+        step_median=("step", "median"),
+        seconds_median=("seconds", "median"),
     ).reset_index()
     cells = _cells(grid)[[*CELL, "not_finished"]].reset_index(names="cell")
     table = table.merge(cells, on=CELL, how="left")
@@ -122,7 +156,7 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
         _easiness(grid, m, t) for m, t in zip(table["metric"], table["target"], strict=True)
     ]
     table = table.sort_values(["cell", "metric", "easiest"], kind="stable")
-    units = ["epoch_mean", "step_mean", "seconds_mean"]
+    units = ["epoch_mean", "step_mean", "seconds_mean", "step_median", "seconds_median"]
     return table[[*keys, "reached", "completed", "not_finished", *units]]
 
 

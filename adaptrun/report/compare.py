@@ -1,0 +1,179 @@
+"""Each column against its row's baseline: time to each convergence target as medians
+relative to the baseline's (the papers' "converges faster", as a number), and the cost
+(activation parameters, seconds per step); and the published values a preset carries
+(``reference:``) beside ours."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from adaptrun.report.runs import Grid
+from adaptrun.report.tables import CELL, convergence_table, metric_table
+
+
+def _shape(grid: Grid, part: pd.DataFrame) -> str:
+    shaped = part.pivot(index="row", columns="column", values="text")
+    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
+    shaped.index.name, shaped.columns.name = "run", None
+    return shaped.to_markdown()
+
+
+def speed_table(grid: Grid, baseline: str) -> pd.DataFrame:
+    """Per cell, metric and target: median steps and seconds of the runs that reached it,
+    and each as a ratio to the baseline column's median in the same row (< 1: faster)."""
+    table = convergence_table(grid)
+    keys = ["row", "metric", "target"]
+    base = table[table["column"] == baseline][[*keys, "step_median", "seconds_median"]]
+    base = base.rename(columns={"step_median": "base_steps", "seconds_median": "base_seconds"})
+    table = table.merge(base, on=keys, how="left")
+    table["steps_vs_baseline"] = table["step_median"] / table["base_steps"]
+    table["seconds_vs_baseline"] = table["seconds_median"] / table["base_seconds"]
+    columns = [*CELL, "metric", "target", "reached", "completed", "step_median"]
+    return table[[*columns, "seconds_median", "steps_vs_baseline", "seconds_vs_baseline"]]
+
+
+def markdown_speed_tables(grid: Grid, baseline: str) -> str:
+    """One table per metric and target: median steps and seconds relative to the baseline."""
+    out = []
+    for (metric, target), part in speed_table(grid, baseline).groupby(
+        ["metric", "target"], sort=False
+    ):
+        sign = "≥" if grid.goal(metric) == "max" else "≤"
+        part = part.assign(text=[_speed_cell(r, baseline) for r in part.to_dict("records")])
+        out += [
+            f"### {metric} {sign} {target}: median steps / seconds to reach it, relative to "
+            f"{baseline} (< 1: faster)",
+            "",
+            _shape(grid, part),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def _speed_cell(rec: dict[str, Any], baseline: str) -> str:
+    reached = f"({rec['reached']} of {rec['completed']})"
+    if rec["reached"] == 0:
+        return f"not reached {reached}" if rec["completed"] else "—"
+    if rec["column"] == baseline:
+        return f"baseline: {rec['step_median']:.0f} steps, {rec['seconds_median']:.3g}s {reached}"
+    if math.isnan(rec["steps_vs_baseline"]):
+        return f"{rec['step_median']:.0f} steps; the baseline never reached it {reached}"
+    return (
+        f"{rec['steps_vs_baseline']:.2f}x steps, {rec['seconds_vs_baseline']:.2f}x seconds "
+        f"{reached}"
+    )
+
+
+def cost_table(grid: Grid, baseline: str | None) -> pd.DataFrame:
+    """Per cell: the activation's trainable parameters and the median seconds per
+    training step, and that time as a ratio to the row's baseline."""
+    records = []
+    for row, cells in grid.cells.items():
+        for column, cell in cells.items():
+            runs = cell.with_status("completed")
+            params = [r.metrics.get("params", {}).get("activation") for r in runs]
+            seconds = [r.metrics.get("seconds_per_step") for r in runs]
+            records.append(
+                {
+                    "row": row,
+                    "column": column,
+                    "activation_params": pd.Series(params, dtype=float).median(),
+                    "seconds_per_step": pd.Series(seconds, dtype=float).median(),
+                }
+            )
+    table = pd.DataFrame(records, columns=[*CELL, "activation_params", "seconds_per_step"])
+    base = table[table["column"] == baseline].set_index("row")["seconds_per_step"]
+    table["time_vs_baseline"] = table["seconds_per_step"] / table["row"].map(base)
+    return table
+
+
+def markdown_cost_table(grid: Grid, baseline: str | None) -> str:
+    table = cost_table(grid, baseline)
+    table["text"] = [_cost_cell(r) for r in table.to_dict("records")]
+    against = f" ({baseline} = 1)" if baseline else ""
+    return (
+        f"activation parameters, median milliseconds per training step, and that time "
+        f"relative to the baseline{against}\n\n{_shape(grid, table)}\n"
+    )
+
+
+def _cost_cell(rec: dict[str, Any]) -> str:
+    if math.isnan(rec["seconds_per_step"]):
+        return "—"
+    text = f"{rec['activation_params']:.0f} params, {1000 * rec['seconds_per_step']:.3g} ms/step"
+    ratio = rec["time_vs_baseline"]
+    return text if math.isnan(ratio) else f"{text} ({ratio:.2f}x)"
+
+
+def reference_table(grid: Grid, key: str) -> pd.DataFrame:
+    """Cells whose preset publishes a value of ``key`` (``reference.metric``), with it
+    beside our mean and interval. A preset's ``reference:`` names the config values that
+    pick an entry (``rows``, ``columns``: e.g. model.name, activation.name) and gives
+    ``values[row value][column value]`` with its ``source``."""
+    ours = metric_table(grid, key).set_index(CELL)
+    records = []
+    for row, cells in grid.cells.items():
+        for column, cell in cells.items():
+            config = next((r.config for r in cell.runs), {})
+            if config.get("reference.metric") != key:
+                continue
+            picked = [config.get(config.get(f"reference.{k}") or "") for k in ("rows", "columns")]
+            published = config.get(f"reference.values.{picked[0]}.{picked[1]}")
+            if published is None:
+                continue
+            mine = ours.loc[(row, column)]
+            records.append(
+                {
+                    "row": row,
+                    "column": column,
+                    "published": float(published),
+                    "mean": mine["mean"],
+                    "ci_low": mine["ci_low"],
+                    "ci_high": mine["ci_high"],
+                    "completed": mine["completed"],
+                    "source": config.get("reference.source"),
+                }
+            )
+    columns = [*CELL, "published", "mean", "ci_low", "ci_high", "completed", "source"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def markdown_reference_table(grid: Grid, key: str) -> str:
+    """The published values beside ours, or an empty string when no preset gives any."""
+    table = reference_table(grid, key)
+    if table.empty:
+        return ""
+    inside = [
+        "—" if math.isnan(lo) else ("yes" if lo <= p <= hi else "no")
+        for p, lo, hi in zip(table["published"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+    shown = pd.DataFrame(
+        {
+            "run": table["row"],
+            "column": table["column"],
+            "published": table["published"].map(lambda v: f"{v:.4g}"),
+            "ours: mean [95% CI] (n)": [
+                _ours(m, lo, hi, n)
+                for m, lo, hi, n in zip(
+                    table["mean"],
+                    table["ci_low"],
+                    table["ci_high"],
+                    table["completed"],
+                    strict=True,
+                )
+            ],
+            "published inside our interval": inside,
+        }
+    )
+    sources = ", ".join(dict.fromkeys(s for s in table["source"] if s))
+    return f"{key}; published in: {sources}\n\n{shown.to_markdown(index=False)}\n"
+
+
+def _ours(mean: float, low: float, high: float, n: int) -> str:
+    if math.isnan(mean):
+        return "no completed run"
+    spread = "no interval" if math.isnan(low) else f"[{low:.4g}, {high:.4g}]"
+    return f"{mean:.4g} {spread} (n={n})"

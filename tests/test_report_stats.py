@@ -1,0 +1,132 @@
+"""The report's statistics against scipy on fixed numbers, and its comparison tables:
+intervals, Welch's tests against the baseline, time to target relative to it, cost, the
+published values beside ours, and missing or failed runs named in their cells."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from adaptrun.report.compare import (
+    cost_table,
+    markdown_reference_table,
+    reference_table,
+    speed_table,
+)
+from adaptrun.report.runs import Cell, Grid, Run
+from adaptrun.report.stats import baseline_column, interval, welch_p
+from adaptrun.report.tables import markdown_metric_table, metric_table
+
+
+def test_interval_is_students_t_of_the_mean():
+    assert interval([1, 2, 3, 4, 5]) == pytest.approx((1.0367568385, 4.9632431615))
+    values = [0.91, 0.93, 0.9, 0.95]
+    expected = stats.t.interval(0.95, 3, loc=sum(values) / 4, scale=stats.sem(values))
+    assert interval(values) == pytest.approx(expected)
+    assert all(math.isnan(v) for v in interval([0.5]))  # one run: no interval
+    assert interval([0.5, 0.5, 0.5]) == (0.5, 0.5)  # no spread: the value itself
+
+
+def test_welch_p_is_scipys_unequal_variance_test():
+    assert welch_p([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]) == pytest.approx(0.1075311949)
+    assert welch_p([0.9, 0.91, 0.92], [0.8, 0.82, 0.81]) == pytest.approx(0.00025521675)
+    assert math.isnan(welch_p([1.0], [2.0, 3.0]))
+
+
+def _run(tmp_path, acc: float, params: int, seconds: float, steps: int | None, status="completed"):
+    metrics = {
+        "status": status,
+        "final_test_acc": acc,
+        "goals": {"test_acc": "max"},
+        "params": {"activation": params},
+        "seconds_per_step": seconds,
+        "convergence": {"test_acc": {"0.9": {"step": steps, "epoch": 1, "seconds": steps / 100}}}
+        if steps
+        else {"test_acc": {"0.9": None}},
+    }
+    config = {
+        "model.name": "vgg1",
+        "reference.metric": "final_test_acc",
+        "reference.rows": "model.name",
+        "reference.columns": "activation.name",
+        "reference.source": "the paper, table 3",
+        "reference.values.vgg1.relu": 0.6656,
+        "reference.values.vgg1.adact": 0.678,
+    }
+    return Run(tmp_path, config, metrics if status != "missing" else {})
+
+
+@pytest.fixture
+def grid(tmp_path):
+    relu = [(0.66, 0, 0.010, 400), (0.67, 0, 0.011, 500), (0.65, 0, 0.012, 600)]
+    adact = [(0.70, 50, 0.020, 200), (0.69, 50, 0.021, 250), (0.71, 50, 0.019, None)]
+    cells = {
+        "relu": Cell([_run(tmp_path, *r) for r in relu]),
+        "adact": Cell(
+            [_run(tmp_path, *r) for r in adact]
+            + [
+                _run(tmp_path, 0.1, 50, 0.02, None, "failed"),
+                _run(tmp_path, 0, 0, 0, None, "missing"),
+            ]
+        ),
+    }
+    for name, cell in cells.items():
+        for run in cell.runs:
+            run.config["activation.name"] = name
+    return Grid(["model.name"], ["activation.name"], {"vgg1/cifar10": cells})
+
+
+def test_results_give_intervals_and_tests_against_the_fixed_baseline(grid):
+    base = baseline_column(grid)
+    assert base == "relu"  # the column without trainable activation parameters
+    table = metric_table(grid, "final_test_acc", base).set_index("column")
+    relu, adact = [0.66, 0.67, 0.65], [0.70, 0.69, 0.71]
+    assert (table.loc["adact", "ci_low"], table.loc["adact", "ci_high"]) == pytest.approx(
+        stats.t.interval(0.95, 2, loc=0.70, scale=stats.sem(adact))
+    )
+    assert table.loc["adact", "p_value"] == pytest.approx(
+        stats.ttest_ind(adact, relu, equal_var=False).pvalue
+    )
+    assert math.isnan(table.loc["relu", "p_value"]) and table.loc["relu", "baseline"]
+    text = markdown_metric_table(grid, "final_test_acc", base)
+    low, high = table.loc["adact", "ci_low"], table.loc["adact", "ci_high"]
+    p = table.loc["adact", "p_value"]
+    assert f"**0.7 [{low:.4g}, {high:.4g}] (n=3, p={p:.2g})** [1 failed, 1 missing]" in text
+    assert "0.66 [" in text and "(n=3, baseline)" in text
+    with pytest.raises(ValueError, match="'gelu' is not a column; columns: relu, adact"):
+        baseline_column(grid, "gelu")
+    assert baseline_column(grid, "adact") == "adact"
+
+
+def test_time_to_target_is_the_median_relative_to_the_baseline(grid):
+    table = speed_table(grid, "relu").set_index("column")
+    assert table.loc["relu", "step_median"] == 500
+    assert table.loc["adact", "step_median"] == 225  # of the two runs that reached it
+    assert table.loc["adact", "steps_vs_baseline"] == pytest.approx(225 / 500)
+    assert table.loc["adact", "seconds_vs_baseline"] == pytest.approx(2.25 / 5)
+    assert (table.loc["adact", "reached"], table.loc["adact", "completed"]) == (2, 3)
+
+
+def test_cost_is_activation_parameters_and_time_per_step(grid):
+    table = cost_table(grid, "relu").set_index("column")
+    assert table.loc["adact", "activation_params"] == 50
+    assert table.loc["adact", "seconds_per_step"] == pytest.approx(0.020)
+    assert table.loc["adact", "time_vs_baseline"] == pytest.approx(0.020 / 0.011)
+
+
+def test_published_values_stand_beside_ours(grid):
+    table = reference_table(grid, "final_test_acc").set_index("column")
+    assert table.loc["adact", "published"] == 0.678
+    assert table.loc["relu", "published"] == 0.6656
+    assert table.loc["adact", "mean"] == pytest.approx(0.70)
+    text = markdown_reference_table(grid, "final_test_acc")
+    assert "published in: the paper, table 3" in text
+    lines = {line.split("|")[2].strip(): line for line in text.splitlines() if "vgg1/" in line}
+    adact = [part.strip() for part in lines["adact"].split("|")[1:-1]]
+    assert adact[2:] == ["0.678", f"0.7 [{table.loc['adact', 'ci_low']:.4g}, "
+                         f"{table.loc['adact', 'ci_high']:.4g}] (n=3)", "yes"]  # fmt: skip
+    relu = [part.strip() for part in lines["relu"].split("|")[1:-1]]
+    assert relu[2] == "0.6656" and relu[4] == "yes"  # 0.6656 inside [0.6352, 0.6848]
+    assert reference_table(grid, "final_test_loss").empty  # no value published for it
