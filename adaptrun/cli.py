@@ -20,6 +20,8 @@ from adaptrun.registry import load_plugins
 from adaptrun.resolvers import register_resolvers
 from adaptrun.threads import concurrent_jobs
 
+log = logging.getLogger(__name__)
+
 # Options that only print (help, the composed config, shell completion): they compose
 # the config without the entries' typed schemas, so they never import torch.
 PRINT_ONLY = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version"}
@@ -100,9 +102,14 @@ def _sweep_job(
     jobs: int,
 ) -> dict[str, Any]:
     """One job of a multirun: whatever happens is recorded and the sweep goes on (after a
-    full disk, the remaining jobs of this process are recorded as not started)."""
-    given = " ".join(f"{k}={v}" for k, v in overrides.items())
+    full disk, the remaining jobs of this process are recorded as not started). A job of
+    the stacked sweeper records each of its runs under the run's own number."""
     from adaptrun.run import run
+    from adaptrun.stacking import PLAN_KEY
+
+    if cfg.get(PLAN_KEY) is not None:
+        return _stacked_sweep_job(cfg, run_dir, overrides, files, sweep_dir, jobs)
+    given = " ".join(f"{k}={v}" for k, v in overrides.items())
 
     if DISK_FULL:
         error = "not started: an earlier run of this sweep found the disk full"
@@ -121,6 +128,61 @@ def _sweep_job(
     if outcome == "diverged":
         print(f"adaptrun: run diverged ({run_dir}): {metrics['error']}", file=sys.stderr)
     _record(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
+    return metrics
+
+
+def _stacked_sweep_job(
+    cfg: DictConfig,
+    job_dir: Path,
+    overrides: dict[str, str],
+    files: dict[str, str],
+    sweep_dir: Path,
+    jobs: int,
+) -> dict[str, Any]:
+    """The stacked sweeper's job: its runs as one stacked model, each recorded under its
+    own number and folder; runs that cannot be stacked (the model, activation or optimizer
+    says so) train one after another instead, each as an unstacked job would."""
+    from adaptrun.config_check import check_config
+    from adaptrun.run import stacked_runs
+    from adaptrun.stacking import PLAN_KEY, runs_of
+
+    planned = runs_of(cfg)
+    common = {k: v for k, v in overrides.items() if k.lstrip("+") != PLAN_KEY}
+    try:
+        check_config(cfg)
+    except UserError as exc:  # every run passed the sweep's check alone: they run alone
+        log.info("these runs cannot be stacked (%s); they run one after another", exc)
+        outcomes = {}
+        for (num, folder, own), one in zip(planned, stacked_runs(cfg), strict=True):
+            mine = {**common, **dict(o.split("=", 1) for o in own)}
+            lines = [f"{k}={v}" for k, v in mine.items()]
+            files = {
+                **hydra_files(one),
+                "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(lines)),
+            }
+            outcomes[num] = _sweep_job(one, sweep_dir / folder, mine, files, sweep_dir, num, jobs)
+        return {"status": "completed", "runs": outcomes}
+    from adaptrun.run import run
+
+    given = [" ".join([*(f"{k}={v}" for k, v in common.items()), *own]) for _, _, own in planned]
+    folders = [sweep_dir / folder for _, folder, _ in planned]
+    try:
+        metrics = run(cfg, job_dir, overrides, files, jobs, in_sweep=True)
+    except Exception as exc:  # already in each run's metrics.json
+        error = describe_error(exc)
+        print(f"adaptrun: stacked runs failed ({job_dir}): {error}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            DISK_FULL.append(str(job_dir))
+        for (num, _, _), folder, line in zip(planned, folders, given, strict=True):
+            _record(sweep_dir, num, folder, "failed", error, line)
+        return {"status": "failed", "error": error}
+    per_run = metrics.get("runs") or [metrics] * len(planned)
+    skipped = metrics.get("skipped")
+    for (num, _, _), folder, line, one in zip(planned, folders, given, per_run, strict=True):
+        outcome = "skipped" if skipped else one["status"]
+        if outcome == "diverged":
+            print(f"adaptrun: run diverged ({folder}): {one['error']}", file=sys.stderr)
+        _record(sweep_dir, num, folder, outcome, one.get("error"), line)
     return metrics
 
 

@@ -65,7 +65,9 @@ class FailFast(Callback):
         HydraConfig.instance().set_config(config)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self._check_folder(sweep_dir, "hydra.sweep.dir")
-        if not str(config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        # the basic sweeper's jobs, or the stacked sweeper's runs (the same combinations)
+        target = str(config.hydra.sweeper.get("_target_", ""))
+        if not target.endswith((".BasicSweeper", ".StackedSweeper")):
             self.jobs = None  # Optuna, Ax...: the sweeper picks jobs as it goes
             self._take(sweep_dir)
             return

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from adaptrun import checkpoint, fastpaths
+from adaptrun import checkpoint, fastpaths, stacking
 from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.allocator import keep_freed_memory
@@ -93,11 +94,15 @@ class RunSpec:
     run_dir: Path
     hparams: dict[str, Any]
     config_hash: str
+    overrides: list[str] | None = None  # a stacked sweeper's run: its command-line overrides
 
 
 def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
-    """The configs of a job's runs: itself, or with trainer.stack = R one per seed
-    seed .. seed+R-1, as a separate run of that seed has it."""
+    """The configs of a job's runs: itself; with trainer.stack = R one per seed
+    seed .. seed+R-1; for a job of the stacked sweeper, one per combination it carries.
+    Each as a separate run of it has its config."""
+    if cfg.get(stacking.PLAN_KEY) is not None:
+        return [_planned(cfg, own) for _, _, own in stacking.runs_of(cfg)]
     stack = int(cfg.trainer.stack)
     if stack == 1:
         return [cfg]
@@ -109,6 +114,17 @@ def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
     return runs
 
 
+def _planned(cfg: DictConfig, own: list[str]) -> DictConfig:
+    """The job's config without the plan, with one run's own overrides applied as Hydra
+    applies them (typed values from its override parser)."""
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        del one[stacking.PLAN_KEY]
+    for override in OverridesParser.create().parse_overrides(own):
+        OmegaConf.update(one, override.key_or_group, override.value(), merge=False)
+    return one
+
+
 def run_specs(
     cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
 ) -> list[RunSpec]:
@@ -116,6 +132,18 @@ def run_specs(
     the seeds seed .. seed+R-1, each in ``<run_dir>/seed=<k>`` with the config, hash and
     hparams a separate run of that seed has."""
     runs = stacked_runs(cfg)
+    if cfg.get(stacking.PLAN_KEY) is not None:  # the stacked sweeper's: folders beside it
+        common = {k: v for k, v in overrides.items() if k.lstrip("+") != stacking.PLAN_KEY}
+        return [
+            RunSpec(
+                one,
+                run_dir.parent / folder,
+                run_hparams(one, [*common, *(stacking.key_of(o) for o in own)]),
+                fingerprint(flat_config(OmegaConf.to_container(one, resolve=True))),
+                [*(f"{k}={v}" for k, v in common.items()), *own],
+            )
+            for one, (_, folder, own) in zip(runs, stacking.runs_of(cfg), strict=True)
+        ]
     if len(runs) == 1:
         return [RunSpec(cfg, run_dir, run_hparams(cfg, overrides), fingerprint(config))]
     given = [k for k in overrides if k != "trainer.stack"]
@@ -184,6 +212,9 @@ def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str
         if spec.run_dir != run_dir:
             (spec.run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
             write_text_atomic(spec.run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(spec.cfg))
+        if spec.overrides is not None:
+            text = OmegaConf.to_yaml(OmegaConf.create(spec.overrides))
+            write_text_atomic(spec.run_dir / ".hydra" / "overrides.yaml", text)
 
 
 def _record_failure(exc: BaseException, specs: list[RunSpec]) -> None:
@@ -218,7 +249,8 @@ def _train(
         tasks, models = [], []
         for spec in specs:
             seed_everything(spec.cfg.seed)
-            factory = ActivationFactory(checked.activation.config)  # each run's own shares
+            # each run's own factory (its own shared slope; its n, its recovery weight)
+            factory = ActivationFactory(check_config(spec.cfg).activation.config)
             if tasks:
                 task = tasks[0].with_seed(spec.cfg.seed)
             else:

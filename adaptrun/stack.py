@@ -25,6 +25,7 @@ from torch.func import functional_call, vmap
 from adaptrun.activations import Capabilities
 from adaptrun.errors import require
 from adaptrun.models.registry import ModelCapabilities
+from adaptrun.stacking import PLAN_KEY
 from adaptrun.steps import Objective
 from adaptrun.track import Logged, Tracker
 
@@ -38,6 +39,14 @@ def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Ca
         "trainer.stack",
         f"must be an integer >= 1 (got {stack!r})",
     )
+    planned = cfg.get(PLAN_KEY)  # a job of hydra/sweeper=stacked: its runs, stacked
+    if planned is not None:
+        require(
+            stack == 1,
+            "trainer.stack",
+            "hydra/sweeper=stacked stacks the sweep's runs itself; use trainer.stack=1",
+        )
+        stack = len(planned)
     if stack == 1:
         return
     require(
@@ -88,6 +97,13 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
         for key, param in module._parameters.items():
             if param is not None:
                 module._parameters[key] = replace[id(param)]
+    # buffers too: what a run's config sets per run (a slope activation's n and recovery
+    # weight) rides along under vmap like its parameters
+    per_run_buffers = [dict(m.named_buffers()) for m in models]
+    for name, _ in list(stacked.named_buffers()):
+        owner, _, key = name.rpartition(".")
+        module = stacked.get_submodule(owner) if owner else stacked
+        module._buffers[key] = torch.stack([run[name] for run in per_run_buffers])
     return stacked
 
 
@@ -141,8 +157,9 @@ def stacked_step(
         return total, loss, penalty
 
     def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        state = {**dict(stacked.named_parameters()), **dict(stacked.named_buffers())}
         with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
-            totals, losses, penalties = vmap(one_run)(dict(stacked.named_parameters()), batch)
+            totals, losses, penalties = vmap(one_run)(state, batch)
         totals.sum().backward()
         return losses, penalties
 

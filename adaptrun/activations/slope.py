@@ -55,6 +55,10 @@ class SlopeActivation(nn.Module):
         self.normalization = normalization
         self.impl = impl  # auto | torch | triton (see adaptrun.activations.fused)
         self.base_name = base_name(base)
+        # n and the recovery weight again as tensors, so stacked runs (adaptrun.stack) can
+        # each carry their own under vmap; not in the state dict (the config has them)
+        self.register_buffer("scale", torch.tensor(self.n), persistent=False)
+        self.register_buffer("recovery", torch.tensor(self.recovery_weight), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.base_name is not None and use_triton(self.impl, x):
@@ -72,7 +76,7 @@ class SlopeActivation(nn.Module):
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """base(n a x) in PyTorch: the fused kernel's twin and its self-check's reference."""
-        return self.base((self.n * self.a) * x)
+        return self.base((self.scale * self.a) * x)
 
     @property
     def derivatives(self) -> Derivatives | None:
@@ -83,7 +87,7 @@ class SlopeActivation(nn.Module):
             return None
 
         def slope_derivatives(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            s = self.n * self.a
+            s = self.scale * self.a
             f, d1, d2 = inner(s * z)
             return f, s * d1, s * s * d2
 
@@ -100,13 +104,18 @@ class SlopeActivation(nn.Module):
     @classmethod
     def joint_penalty(cls, modules: Sequence[SlopeActivation]) -> torch.Tensor | None:
         """W_a * S(a) over the model's layers; a slope shared by several call sites (the
-        global variant) counts once."""
+        global variant) counts once. W_a is the ``recovery`` buffer (a stacked run's own);
+        whether the term exists at all follows the config's weight (> 0)."""
         groups: dict[tuple[float, str], dict[int, torch.Tensor]] = {}
+        weights: dict[tuple[float, str], torch.Tensor] = {}
         for module in modules:
             if module.recovery_weight > 0:
                 key = (module.recovery_weight, module.normalization)
                 groups.setdefault(key, {})[id(module.a)] = module.a
-        terms = [w * slope_recovery(list(p.values()), norm) for (w, norm), p in groups.items()]
+                weights.setdefault(key, module.recovery)
+        terms = [
+            weights[key] * slope_recovery(list(p.values()), key[1]) for key, p in groups.items()
+        ]
         return sum(terms[1:], terms[0]) if terms else None
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from adaptrun.checkpoint import flat_config
+from adaptrun.stacking import PLAN_KEY
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
         config = flat_config(OmegaConf.to_container(OmegaConf.load(config_file), resolve=False))
-        if int(config.get("trainer.stack") or 1) > 1:
-            continue  # a job of stacked runs: each run has a folder of its own below it
+        if int(config.get("trainer.stack") or 1) > 1 or PLAN_KEY in config:
+            continue  # a job of stacked runs: each run has a folder of its own
         metrics_file = folder / "metrics.json"
         metrics: dict[str, Any] = {}
         if metrics_file.exists():

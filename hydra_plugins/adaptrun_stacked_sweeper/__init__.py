@@ -1,0 +1,1 @@
+"""adaptrun's stacking sweeper (``hydra/sweeper=stacked``); Hydra finds plugins here."""

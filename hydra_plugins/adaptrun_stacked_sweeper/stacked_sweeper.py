@@ -1,0 +1,61 @@
+"""``hydra/sweeper=stacked``: the basic sweeper's combinations, with those that differ
+only in stackable keys (seed, activation.n, activation.slope_recovery) launched as one
+stacked job each, through whatever launcher is configured. The grouping is
+adaptrun.stacking's; a Hydra sweeper must live in the hydra_plugins package.
+
+(No ``from __future__ import annotations``: Hydra loads plugin modules without
+registering them in sys.modules, where dataclasses look string annotations up.)"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf reads these types)
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from adaptrun.stacking import plan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackedSweeperConf:
+    _target_: str = "hydra_plugins.adaptrun_stacked_sweeper.stacked_sweeper.StackedSweeper"
+    max_stack: int = 16  # runs per stacked job at most: bounds its memory
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045 (OmegaConf reads these types)
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="stacked", node=StackedSweeperConf, provider="adaptrun"
+)
+
+
+class StackedSweeper(BasicSweeper):
+    """Every combination of the basic sweeper, as fewer jobs."""
+
+    def __init__(self, max_stack: int = 16, params: dict[str, str] | None = None) -> None:
+        super().__init__(max_batch_size=None, params=params)
+        if not isinstance(max_stack, int) or max_stack < 1:
+            raise ValueError(f"hydra.sweeper.max_stack must be an integer >= 1 (got {max_stack!r})")
+        self.max_stack = max_stack
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        combos = [job for batch in self.split_arguments(overrides, None) for job in batch]
+        exclude = list(self.config.hydra.job.config.override_dirname.exclude_keys)
+        jobs = plan(combos, self.max_stack)
+        batch = [job.overrides(combos, exclude) for job in jobs]
+        log.info("%d runs in %d jobs (at most %d stacked)", len(combos), len(jobs), self.max_stack)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        self.validate_batch_is_legal(batch)
+        self.overrides = [batch]
+        self.batch_index = 1
+        return [self.launcher.launch(batch, initial_job_idx=0)]

@@ -1,0 +1,107 @@
+"""hydra/sweeper=stacked: the multirun's combinations, those that differ only in
+stackable keys trained as one stacked job, each run recorded as its unstacked twin."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import compose_config, events, read_metrics, run_cli
+from test_stack import assert_same_run
+
+from adaptrun.interrupt import STOP
+from adaptrun.run import run
+from adaptrun.stacking import plan, run_folder
+
+GRID = [
+    "experiment=jagtap_discontinuous",
+    "activation=layerwise_slope,tanh",
+    "slope_defaults.base=relu",  # the slope option's base; fixed tanh keeps its own
+    "activation.n=1,1e20",  # the second n sends relu's outputs to inf: that run diverges
+    "seed=0,1",
+    "trainer.epochs=40",
+    "trainer.eval_every=20",
+]
+
+
+def combos(args: list[str]) -> list[list[str]]:
+    from adaptrun.sweep import expand
+
+    return expand(args)
+
+
+def test_plan_stacks_what_differs_only_in_stackable_keys():
+    jobs = combos(
+        ["activation=tanh,global_slope", "activation.n=1,5", "seed=0,1,2", "optimizer.lr=0.1"]
+    )
+    stacks = plan(jobs, max_stack=4)
+    assert [s.nums for s in stacks] == [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
+    assert stacks[0].common == ["activation=tanh", "optimizer.lr=0.1"]
+    assert stacks[0].own[3] == ["activation.n=5", "seed=0"]
+    # a recovery term present or absent is structure: zero and nonzero weights stack apart
+    recovery = plan(combos(["activation.slope_recovery=0,0.5,1", "seed=0,1"]), 8)
+    assert [s.nums for s in recovery] == [[0, 1], [2, 3, 4, 5]]
+    # a lone combination is launched exactly as the basic sweeper launches it
+    (lone,) = plan(combos(["activation=relu", "trainer.epochs=3"]), 8)
+    assert lone.overrides(combos(["activation=relu", "trainer.epochs=3"]), []) == [
+        "activation=relu",
+        "trainer.epochs=3",
+    ]
+    line = stacks[1].overrides(jobs, ["optimizer.lr"])
+    assert line[0:2] == stacks[1].common and line[-1] == "hydra.sweep.subdir=stack-4x2"
+    assert line[2] == (
+        "+adaptrun_stack=[[4,'activation.n=5,activation=tanh,seed=1','activation.n=5','seed=1'],"
+        "[5,'activation.n=5,activation=tanh,seed=2','activation.n=5','seed=2']]"
+    )
+    assert run_folder(jobs[4], 4, []) == "activation.n=5,activation=tanh,optimizer.lr=0.1,seed=1"
+
+
+def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/sweeper=stacked", *GRID, f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweep of 8 runs: 6 completed, 2 diverged" in result.stderr  # slope n=1e20, relu
+    assert sorted(p.name for p in sweep.glob("stack-*")) == ["stack-0x4", "stack-4x4"]
+    for num, combo in enumerate(combos(GRID)):
+        folder = sweep / run_folder(combo, num, [])
+        mine = read_metrics(folder)
+        assert (folder / ".hydra" / "overrides.yaml").exists()
+        if "activation.n=1e+20" in combo and "activation=layerwise_slope" in combo:
+            assert mine["status"] == "diverged"  # ended alone: the stack went on
+            continue
+        given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in combo}
+        twin = run(compose_config(combo), tmp_path / f"twin{num}", given)
+        assert_same_run(mine, twin)
+        ours, theirs = events(folder), events(tmp_path / f"twin{num}")
+        a, b = (e.Scalars("train/loss") for e in (ours, theirs))
+        assert [e.step for e in a] == [e.step for e in b]
+        assert [e.value for e in a] == pytest.approx([e.value for e in b], rel=1e-4)
+    # tanh is fixed (n is ignored): its n=1e20 runs complete like the n=1 ones
+    assert read_metrics(sweep / run_folder(combos(GRID)[7], 7, []))["status"] == "completed"
+    again = run_cli(args, tmp_path, timeout=240)  # finished runs are skipped
+    assert "sweep of 8 runs: 8 skipped" in again.stderr, again.stderr[-2000:]
+
+
+def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_path, monkeypatch):
+    from test_resume import stop_at
+
+    combo_args = ["activation=neuronwise_slope", "activation.n=1,5", "trainer.epochs=3"]
+    jobs = combos(combo_args)
+    (stack,) = plan(jobs, 8)
+    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    reference = run(compose_config(job), tmp_path / "reference" / "job")
+    folder = tmp_path / "sweep" / "job"
+    try:
+        with monkeypatch.context() as patch:
+            stop_at(patch, 17)  # mid second epoch
+            stopped = run(compose_config(job), folder)
+    finally:
+        STOP.signum = None  # as in a new process
+    assert stopped["status"] == "interrupted"
+    resumed = run(compose_config(job), folder)
+    for mine, expected in zip(resumed["runs"], reference["runs"], strict=True):
+        for key in ("final_train_loss", "final_test_acc", "steps"):
+            assert mine[key] == expected[key], key
+    assert run(compose_config(job), folder)["skipped"]
+    for num, combo in enumerate(jobs):  # each run in the folder the basic sweeper gives it
+        metrics = read_metrics(tmp_path / "sweep" / run_folder(combo, num, []))
+        assert metrics["hparams"]["activation.n"] == (1.0, 5.0)[num]
