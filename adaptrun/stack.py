@@ -27,7 +27,7 @@ from adaptrun.errors import require
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.stacking import PLAN_KEY
 from adaptrun.steps import Objective
-from adaptrun.track import Logged, Tracker
+from adaptrun.track import Logged, LossWindow, Tracker
 
 
 def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Capabilities) -> None:
@@ -175,6 +175,9 @@ class StackedTracker:
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
+        # the runs' losses summed as one (R,) tensor and read back at once: one device
+        # sync per window for the stack, not two per run
+        self.window = LossWindow(self.trackers[0].window.every)
 
     @property
     def alive(self) -> bool:
@@ -198,10 +201,17 @@ class StackedTracker:
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
-        return self._gather(lambda r, t: t.train_step(step, loss[r], penalty[r], lr))
+        for _, tracker in self._living():
+            tracker.step, tracker.lr = step, lr
+        self.window.add(loss.detach(), penalty.detach())
+        return self.close_window() if step % self.window.every == 0 else None
 
     def close_window(self) -> Logged | None:
-        return self._gather(lambda r, t: t.close_window())
+        means = self.window.close()
+        if means is None:
+            return None
+        losses, penalties = means
+        return self._gather(lambda r, t: t.record_window((losses[r], penalties[r])))
 
     def retire(self, bad: Logged) -> None:
         for r, means in bad.items():
@@ -228,6 +238,7 @@ class StackedTracker:
         return {
             "alive": [t.alive for t in self.trackers],
             "runs": [t.state_dict() for t in self.trackers],
+            "window": self.window.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -236,6 +247,9 @@ class StackedTracker:
         ):
             tracker.alive = alive
             tracker.load_state_dict(run_state)
+        if "window" in state:  # checkpoints before the stack had one window kept it per run
+            device = next(self.trackers[0].model.parameters()).device
+            self.window.load_state_dict(state["window"], device)
 
 
 class _Shared:

@@ -44,11 +44,12 @@ class LossWindow:
         self.penalty = penalty if self.penalty is None else self.penalty + penalty
         self.count += 1
 
-    def close(self) -> tuple[float, float] | None:
-        """The window's means, read back from the device; None if it is empty."""
+    def close(self) -> tuple[Any, Any] | None:
+        """The window's means, read back from the device (floats, or lists of floats for
+        a stack's per-run losses); None if it is empty."""
         if self.count == 0:
             return None
-        means = ((self.loss / self.count).item(), (self.penalty / self.count).item())
+        means = ((self.loss / self.count).tolist(), (self.penalty / self.count).tolist())
         self.loss, self.penalty, self.count = None, None, 0
         return means
 
@@ -111,8 +112,10 @@ class Tracker:
     def close_window(self) -> Logged | None:
         """Read back the open window and record it where it is finite."""
         means = self.window.close()
-        if means is None:
-            return None
+        return None if means is None else self.record_window(means)
+
+    def record_window(self, means: tuple[float, float]) -> Logged:
+        """Record a closed window's (mean loss, mean penalty) where they are finite."""
         loss, penalty = means
         if all(map(math.isfinite, means)):
             self.history.record("train_loss", self.step, loss)

@@ -128,7 +128,9 @@ def train(
                 tracker.evaluate(step, evaluate())
             if step < total and stop_after(Position(step, epoch, done), saver.due(step)):
                 return "interrupted"
-        if diverged(tracker, tracker.close_window()):
+        # an epoch's last, partial log window is logged at its end; a full-batch epoch is
+        # one step, whose loss train_step logs every trainer.log_every steps
+        if task.steps_per_epoch > 1 and diverged(tracker, tracker.close_window()):
             return "diverged"
         at_epoch_end = loop.eval_every_epochs and (epoch + 1) % loop.eval_every_epochs == 0
         if at_epoch_end and tracker.last_eval_step != step:

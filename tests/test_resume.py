@@ -149,15 +149,17 @@ def clear_stop():
 
 
 def stop_at(monkeypatch, at: int) -> None:
-    """Deliver SIGUSR1 to this process while the run logs step ``at``."""
-    original = Tracker.train_step
+    """Deliver SIGUSR1 to this process while the run (or a stack of runs) logs step ``at``."""
+    from adaptrun.stack import StackedTracker
 
-    def train_step(self, step, *rest, **kw):
-        if step == at:
-            signal.raise_signal(signal.SIGUSR1)
-        return original(self, step, *rest, **kw)
+    for records in (Tracker, StackedTracker):
 
-    monkeypatch.setattr(Tracker, "train_step", train_step)
+        def train_step(self, step, *rest, _original=records.train_step, **kw):
+            if step == at:
+                signal.raise_signal(signal.SIGUSR1)
+            return _original(self, step, *rest, **kw)
+
+        monkeypatch.setattr(records, "train_step", train_step)
 
 
 @pytest.mark.parametrize(
