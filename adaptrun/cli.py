@@ -166,6 +166,11 @@ def _stacked_sweep_job(
 
     given = [" ".join([*(f"{k}={v}" for k, v in common.items()), *own]) for _, _, own in planned]
     folders = [sweep_dir / folder for _, folder, _ in planned]
+    if DISK_FULL:
+        error = "not started: an earlier run of this sweep found the disk full"
+        for (num, _, _), folder, line in zip(planned, folders, given, strict=True):
+            _record(sweep_dir, num, folder, "failed", error, line)
+        return {"status": "failed", "error": error}
     try:
         metrics = run(cfg, job_dir, overrides, files, jobs, in_sweep=True)
     except Exception as exc:  # already in each run's metrics.json

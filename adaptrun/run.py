@@ -95,6 +95,7 @@ class RunSpec:
     hparams: dict[str, Any]
     config_hash: str
     overrides: list[str] | None = None  # a stacked sweeper's run: its command-line overrides
+    num: int | None = None  # ... and its number in the sweep
 
 
 def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
@@ -141,8 +142,9 @@ def run_specs(
                 run_hparams(one, [*common, *(stacking.key_of(o) for o in own)]),
                 fingerprint(flat_config(OmegaConf.to_container(one, resolve=True))),
                 [*(f"{k}={v}" for k, v in common.items()), *own],
+                num,
             )
-            for one, (_, folder, own) in zip(runs, stacking.runs_of(cfg), strict=True)
+            for one, (num, folder, own) in zip(runs, stacking.runs_of(cfg), strict=True)
         ]
     if len(runs) == 1:
         return [RunSpec(cfg, run_dir, run_hparams(cfg, overrides), fingerprint(config))]
@@ -215,6 +217,13 @@ def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str
         if spec.overrides is not None:
             text = OmegaConf.to_yaml(OmegaConf.create(spec.overrides))
             write_text_atomic(spec.run_dir / ".hydra" / "overrides.yaml", text)
+        if spec.num is not None and "hydra.yaml" in hydra_files:  # as its twin's job has it
+            hydra = OmegaConf.create(hydra_files["hydra.yaml"])
+            hydra.hydra.job.num = spec.num
+            hydra.hydra.job.override_dirname = spec.run_dir.name
+            hydra.hydra.overrides.task = spec.overrides
+            hydra.hydra.runtime.output_dir = str(spec.run_dir.absolute())
+            write_text_atomic(spec.run_dir / ".hydra" / "hydra.yaml", OmegaConf.to_yaml(hydra))
 
 
 def _record_failure(exc: BaseException, specs: list[RunSpec]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import compose_config, events, read_metrics, run_cli
+from omegaconf import OmegaConf
 from test_stack import assert_same_run
 
 from adaptrun.interrupt import STOP
@@ -64,7 +65,8 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
     for num, combo in enumerate(combos(GRID)):
         folder = sweep / run_folder(combo, num, [])
         mine = read_metrics(folder)
-        assert (folder / ".hydra" / "overrides.yaml").exists()
+        assert sorted(OmegaConf.load(folder / ".hydra" / "overrides.yaml")) == sorted(combo)
+        assert OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra.job.num == num
         if "activation.n=1e+20" in combo and "activation=layerwise_slope" in combo:
             assert mine["status"] == "diverged"  # ended alone: the stack went on
             continue
@@ -105,3 +107,16 @@ def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_pa
     for num, combo in enumerate(jobs):  # each run in the folder the basic sweeper gives it
         metrics = read_metrics(tmp_path / "sweep" / run_folder(combo, num, []))
         assert metrics["hparams"]["activation.n"] == (1.0, 5.0)[num]
+
+
+def test_runs_that_cannot_stack_run_one_after_another_in_their_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    grid = ["experiment=jagtap_discontinuous", "trainer.lbfgs_steps=2", "seed=0,1"]
+    args = ["-m", "hydra/sweeper=stacked", *grid, "trainer.epochs=5", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sweep of 2 runs: 2 completed" in result.stderr
+    assert "cannot be stacked (trainer.stack: L-BFGS" in result.stdout + result.stderr
+    for num, combo in enumerate(combos([*grid, "trainer.epochs=5"])):
+        metrics = read_metrics(sweep / run_folder(combo, num, []))
+        assert metrics["status"] == "completed" and metrics["steps"] == 5 + 2
