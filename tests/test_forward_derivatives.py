@@ -90,6 +90,7 @@ def test_a_burgers_run_is_the_same_either_way_and_records_which(tmp_path):
     forward = run(compose_config(args), tmp_path / "forward")
     autograd = run(compose_config([*args, "task.derivatives=autograd"]), tmp_path / "autograd")
     assert (forward["derivatives"], autograd["derivatives"]) == ("forward", "autograd")
+    assert (forward["compiled"], autograd["compiled"]) == (True, False)  # trainer.compile=auto
     for key in ("final_train_loss", "final_test_rel_l2", "final_loss_residual"):
         assert forward[key] == pytest.approx(autograd[key], rel=1e-4), key
 
