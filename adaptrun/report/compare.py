@@ -11,14 +11,7 @@ from typing import Any
 import pandas as pd
 
 from adaptrun.report.runs import Grid
-from adaptrun.report.tables import CELL, convergence_table, metric_table
-
-
-def _shape(grid: Grid, part: pd.DataFrame) -> str:
-    shaped = part.pivot(index="row", columns="column", values="text")
-    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
-    shaped.index.name, shaped.columns.name = "run", None
-    return shaped.to_markdown()
+from adaptrun.report.tables import CELL, convergence_table, metric_table, shaped_markdown
 
 
 def speed_table(grid: Grid, baseline: str) -> pd.DataFrame:
@@ -47,7 +40,7 @@ def markdown_speed_tables(grid: Grid, baseline: str) -> str:
             f"### {metric} {sign} {target}: median steps / seconds to reach it, relative to "
             f"{baseline} (< 1: faster)",
             "",
-            _shape(grid, part),
+            shaped_markdown(grid, part),
             "",
         ]
     return "\n".join(out)
@@ -96,7 +89,7 @@ def markdown_cost_table(grid: Grid, baseline: str | None) -> str:
     against = f" ({baseline} = 1)" if baseline else ""
     return (
         f"activation parameters, median milliseconds per training step, and that time "
-        f"relative to the baseline{against}\n\n{_shape(grid, table)}\n"
+        f"relative to the baseline{against}\n\n{shaped_markdown(grid, table)}\n"
     )
 
 

@@ -79,14 +79,20 @@ def metric_table(grid: Grid, key: str, baseline: str | None = None) -> pd.DataFr
     return table[[*columns, "runs", "completed", "not_finished", "best"]]
 
 
+def shaped_markdown(grid: Grid, part: pd.DataFrame) -> str:
+    """A frame with a ``text`` per (row, column) cell as the grid's markdown table, in the
+    grid's row and column order; cells without runs read ``not run``."""
+    shaped = part.pivot(index="row", columns="column", values="text")
+    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
+    shaped.index.name, shaped.columns.name = "run", None
+    return shaped.to_markdown()
+
+
 def markdown_metric_table(grid: Grid, key: str, baseline: str | None = None) -> str:
     """Rows model/dataset, columns activation; ``mean [95% CI] (n) p``, the row's best in
     bold."""
     table = metric_table(grid, key, baseline)
     table["text"] = [_metric_cell(r) for r in table.to_dict("records")]
-    shaped = table.pivot(index="row", columns="column", values="text")
-    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
-    shaped.index.name, shaped.columns.name = "run", None
     against = (
         f"p: Welch's t-test against the row's baseline, {baseline}"
         if baseline is not None
@@ -95,7 +101,7 @@ def markdown_metric_table(grid: Grid, key: str, baseline: str | None = None) -> 
     return (
         f"{key}: mean [95% confidence interval of the mean] over seeds/folds (n = completed "
         f"runs); {against}; best per row in bold ({grid.goal(key)} is better)\n\n"
-        + shaped.to_markdown()
+        + shaped_markdown(grid, table)
         + "\n"
     )
 
@@ -172,13 +178,10 @@ def markdown_convergence_tables(grid: Grid) -> str:
     for (metric, target), part in table.groupby(["metric", "target"], sort=False):
         sign = "≥" if grid.goal(metric) == "max" else "≤"
         part = part.assign(text=[_convergence_cell(r) for r in part.to_dict("records")])
-        shaped = part.pivot(index="row", columns="column", values="text")
-        shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
-        shaped.index.name, shaped.columns.name = "run", None
         out += [
             f"### {metric} {sign} {target}: mean epochs / steps / seconds to reach it",
             "",
-            shaped.to_markdown(),
+            shaped_markdown(grid, part),
             "",
         ]
     return "\n".join(out)
