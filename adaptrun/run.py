@@ -259,7 +259,8 @@ def _train(
         for spec in specs:
             seed_everything(spec.cfg.seed)
             # each run's own factory (its own shared slope; its n, its recovery weight)
-            factory = ActivationFactory(check_config(spec.cfg).activation.config)
+            mine = checked if spec.cfg is cfg else check_config(spec.cfg)
+            factory = ActivationFactory(mine.activation.config)
             if tasks:
                 task = tasks[0].with_seed(spec.cfg.seed)
             else:

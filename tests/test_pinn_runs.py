@@ -87,8 +87,9 @@ def test_compiled_burgers_step_matches_eager(compose_cfg, tmp_path):
         "trainer.log_every=1",
         "trainer.eval_every=4",
     ]
-    eager = run(compose_cfg(base), tmp_path / "eager")
-    compiled = run(compose_cfg([*base, "trainer.compile=true"]), tmp_path / "compiled")
+    eager = run(compose_cfg([*base, "trainer.compile=false"]), tmp_path / "eager")
+    compiled = run(compose_cfg(base), tmp_path / "compiled")  # auto: forward mode compiles
+    assert (compiled["compiled"], eager["compiled"]) == (True, False)
     torch.testing.assert_close(
         _losses(tmp_path / "compiled"), _losses(tmp_path / "eager"), rtol=1e-4, atol=1e-6
     )
