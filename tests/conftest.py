@@ -29,8 +29,14 @@ from adaptrun.registry import load_plugins
 load_plugins()  # as the CLI does before it composes a run's config
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # workers share the cores: one thread each for the tests that train in-process
+    # workers share the cores: each worker (and the CLI processes it starts, which inherit
+    # it) keeps to one core of its own, so runs' trainer.threads=auto takes one thread and
+    # no two workers' runs contend for a core
     torch.set_num_threads(1)
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+        os.sched_setaffinity(0, {cores[worker % len(cores)]})
 
 REPO = Path(__file__).resolve().parent.parent
 
