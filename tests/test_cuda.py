@@ -48,9 +48,26 @@ SPECS = [
 def test_compiled_kernels_match_the_reference(spec, x_shape, shape, granularity, fmt, dtype):
     ref, fused = twins({**spec, "granularity": granularity}, shape)
     x = torch.randn(x_shape, device="cuda").to(dtype=dtype, memory_format=fmt)
-    atol = 1e-5 if dtype == torch.float32 else 3e-2
-    with torch.autocast("cuda", torch.bfloat16, enabled=dtype == torch.bfloat16):
-        compare(ref, fused, x, atol=atol)
+    if dtype == torch.float32:
+        compare(ref, fused, x)
+        return
+    # bf16: the kernels compute in fp32 and store bf16; the reference runs in fp32 on the
+    # same values, both get the same output gradient, and the error is norm-relative (a
+    # summed parameter gradient cancels, so elementwise tolerances would mislead)
+    mine, wide = x.detach().clone().requires_grad_(), x.detach().float().requires_grad_()
+    got, want = fused(mine), ref(wide)
+    assert got.dtype == torch.bfloat16
+    seed = torch.randn_like(want).to(torch.bfloat16)
+    got.backward(seed)
+    want.backward(seed.float())
+
+    def error(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-12)).item()
+
+    assert error(got, want) < 3e-2 and error(mine.grad, wide.grad) < 3e-2
+    params = dict(fused.named_parameters())
+    for name, p in ref.named_parameters():
+        assert error(params[name].grad, p.grad) < 3e-2, name
 
 
 @pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
