@@ -67,6 +67,10 @@ class FailFast(Callback):
         self._check_folder(sweep_dir, "hydra.sweep.dir")
         # the basic sweeper's jobs, or the stacked sweeper's runs (the same combinations)
         target = str(config.hydra.sweeper.get("_target_", ""))
+        if target.endswith(".StackedSweeper"):
+            stack = config.hydra.sweeper.get("max_stack")
+            if not isinstance(stack, int) or isinstance(stack, bool) or stack < 1:
+                fail(f"hydra.sweeper.max_stack: must be an integer >= 1 (got {stack!r})")
         if not target.endswith((".BasicSweeper", ".StackedSweeper")):
             self.jobs = None  # Optuna, Ax...: the sweeper picks jobs as it goes
             self._take(sweep_dir)

@@ -119,3 +119,14 @@ def test_runs_that_cannot_stack_run_one_after_another_in_their_job(tmp_path):
     for num, combo in enumerate(combos([*grid, "trainer.epochs=5"])):
         metrics = read_metrics(sweep / run_folder(combo, num, []))
         assert metrics["status"] == "completed" and metrics["steps"] == 5 + 2
+
+
+def test_a_bad_max_stack_is_one_line_and_nothing_written(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/sweeper=stacked", "hydra.sweeper.max_stack=0", "seed=0,1"]
+    result = run_cli([*args, f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "adaptrun: error: hydra.sweeper.max_stack: must be an integer >= 1 (got 0)"
+    )
+    assert not sweep.exists()
