@@ -130,3 +130,21 @@ def test_published_values_stand_beside_ours(grid):
     relu = [part.strip() for part in lines["relu"].split("|")[1:-1]]
     assert relu[2] == "0.6656" and relu[4] == "yes"  # 0.6656 inside [0.6352, 0.6848]
     assert reference_table(grid, "final_test_loss").empty  # no value published for it
+
+
+def test_runs_are_labelled_by_the_values_that_ran(tmp_path):
+    """A preset's interpolated value (activation.n: ${slope_defaults.n}) and an overridden
+    one group and label alike: by the number."""
+    from omegaconf import OmegaConf
+
+    from adaptrun.report.runs import build_grid, load_runs
+
+    for name, n in (("preset", "${slope_defaults.n}"), ("override", 1)):
+        folder = tmp_path / name / ".hydra"
+        folder.mkdir(parents=True)
+        config = {"slope_defaults": {"n": 10}, "activation": {"name": "global", "n": n}}
+        config |= {"model": {"name": "mlp"}, "dataset": {"name": "burgers"}, "when": "${now:%H}"}
+        OmegaConf.save(OmegaConf.create(config), folder / "config.yaml")
+    runs = load_runs(tmp_path)
+    assert sorted(r.config["activation.n"] for r in runs) == [1, 10]
+    assert sorted(build_grid(runs).columns) == ["global (n=1)", "global (n=10)"]

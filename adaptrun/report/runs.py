@@ -3,6 +3,7 @@ into the cells of a papers'-style table (rows: model/dataset, columns: activatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.checkpoint import flat_config
 from adaptrun.stacking import PLAN_KEY
@@ -90,7 +92,7 @@ def load_runs(sweep_dir: Path) -> list[Run]:
     runs = []
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
-        config = flat_config(OmegaConf.to_container(OmegaConf.load(config_file), resolve=False))
+        config = _resolved(OmegaConf.load(config_file))
         if int(config.get("trainer.stack") or 1) > 1 or PLAN_KEY in config:
             continue  # a job of stacked runs: each run has a folder of its own
         metrics_file = folder / "metrics.json"
@@ -102,6 +104,21 @@ def load_runs(sweep_dir: Path) -> list[Run]:
                 log.warning("%s is not valid JSON; the run counts as missing", metrics_file)
         runs.append(Run(folder, config, metrics))
     return sorted(runs, key=lambda r: (_job_num(r.folder), str(r.folder)))
+
+
+def _resolved(config: Any) -> dict[str, Any]:
+    """The saved config, flat, each interpolation resolved (``activation.n`` as the number
+    a preset's ``${slope_defaults.n}`` gave it, so runs label and group by what ran), or
+    kept as written where it cannot be resolved outside its run (a resolver of Hydra's)."""
+    flat = flat_config(OmegaConf.to_container(config, resolve=False))
+    for key, value in flat.items():
+        if isinstance(value, str) and "${" in value:
+            with contextlib.suppress(OmegaConfBaseException):
+                resolved = OmegaConf.select(config, key, throw_on_resolution_failure=True)
+                flat[key] = (
+                    OmegaConf.to_container(resolved) if OmegaConf.is_config(resolved) else resolved
+                )
+    return flat
 
 
 def _job_num(folder: Path) -> int:
