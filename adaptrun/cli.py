@@ -104,31 +104,12 @@ def _sweep_job(
     """One job of a multirun: whatever happens is recorded and the sweep goes on (after a
     full disk, the remaining jobs of this process are recorded as not started). A job of
     the stacked sweeper records each of its runs under the run's own number."""
-    from adaptrun.run import run
     from adaptrun.stacking import PLAN_KEY
 
     if cfg.get(PLAN_KEY) is not None:
         return _stacked_sweep_job(cfg, run_dir, overrides, files, sweep_dir, jobs)
     given = " ".join(f"{k}={v}" for k, v in overrides.items())
-
-    if DISK_FULL:
-        error = "not started: an earlier run of this sweep found the disk full"
-        _record(sweep_dir, num, run_dir, "failed", error, given)
-        return {"status": "failed", "error": error}
-    try:
-        metrics = run(cfg, run_dir, overrides, files, jobs, in_sweep=True)
-    except Exception as exc:  # already in its metrics.json, the traceback in its log
-        error = describe_error(exc)
-        print(f"adaptrun: run failed ({run_dir}): {error}", file=sys.stderr)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            DISK_FULL.append(str(run_dir))
-        _record(sweep_dir, num, run_dir, "failed", error, given)
-        return {"status": "failed", "error": error}
-    outcome = "skipped" if metrics.get("skipped") else metrics["status"]
-    if outcome == "diverged":
-        print(f"adaptrun: run diverged ({run_dir}): {metrics['error']}", file=sys.stderr)
-    _record(sweep_dir, num, run_dir, outcome, metrics.get("error"), given)
-    return metrics
+    return _run_recorded(cfg, run_dir, overrides, files, sweep_dir, jobs, [(num, run_dir, given)])
 
 
 def _stacked_sweep_job(
@@ -162,32 +143,48 @@ def _stacked_sweep_job(
             }
             outcomes[num] = _sweep_job(one, sweep_dir / folder, mine, files, sweep_dir, num, jobs)
         return {"status": "completed", "runs": outcomes}
+    entries = [
+        (num, sweep_dir / folder, " ".join([*(f"{k}={v}" for k, v in common.items()), *own]))
+        for num, folder, own in planned
+    ]
+    return _run_recorded(cfg, job_dir, overrides, files, sweep_dir, jobs, entries)
+
+
+def _run_recorded(
+    cfg: DictConfig,
+    job_dir: Path,
+    overrides: dict[str, str],
+    files: dict[str, str],
+    sweep_dir: Path,
+    jobs: int,
+    entries: list[tuple[int, Path, str]],
+) -> dict[str, Any]:
+    """Run the job and record each of its ``entries`` (number, run folder, overrides
+    line): one for a plain job, one per run for a stacked sweeper's."""
     from adaptrun.run import run
 
-    given = [" ".join([*(f"{k}={v}" for k, v in common.items()), *own]) for _, _, own in planned]
-    folders = [sweep_dir / folder for _, folder, _ in planned]
     if DISK_FULL:
         error = "not started: an earlier run of this sweep found the disk full"
-        for (num, _, _), folder, line in zip(planned, folders, given, strict=True):
-            _record(sweep_dir, num, folder, "failed", error, line)
+        for num, folder, given in entries:
+            _record(sweep_dir, num, folder, "failed", error, given)
         return {"status": "failed", "error": error}
     try:
         metrics = run(cfg, job_dir, overrides, files, jobs, in_sweep=True)
-    except Exception as exc:  # already in each run's metrics.json
+    except Exception as exc:  # already in each run's metrics.json, the traceback in its log
         error = describe_error(exc)
-        print(f"adaptrun: stacked runs failed ({job_dir}): {error}", file=sys.stderr)
+        what = "run" if len(entries) == 1 else "stacked runs"
+        print(f"adaptrun: {what} failed ({job_dir}): {error}", file=sys.stderr)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             DISK_FULL.append(str(job_dir))
-        for (num, _, _), folder, line in zip(planned, folders, given, strict=True):
-            _record(sweep_dir, num, folder, "failed", error, line)
+        for num, folder, given in entries:
+            _record(sweep_dir, num, folder, "failed", error, given)
         return {"status": "failed", "error": error}
-    per_run = metrics.get("runs") or [metrics] * len(planned)
-    skipped = metrics.get("skipped")
-    for (num, _, _), folder, line, one in zip(planned, folders, given, per_run, strict=True):
-        outcome = "skipped" if skipped else one["status"]
+    per_run = metrics["runs"] if len(entries) > 1 else [metrics]
+    for (num, folder, given), one in zip(entries, per_run, strict=True):
+        outcome = "skipped" if metrics.get("skipped") else one["status"]
         if outcome == "diverged":
             print(f"adaptrun: run diverged ({folder}): {one['error']}", file=sys.stderr)
-        _record(sweep_dir, num, folder, outcome, one.get("error"), line)
+        _record(sweep_dir, num, folder, outcome, one.get("error"), given)
     return metrics
 
 
