@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import activation_config, compose_config
 
-from adaptrun.activations import ActivationFactory, piecewise, selfcheck, slope
+from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations import fused as fused_module
 from adaptrun.activations.fused import triton_available
 from adaptrun.errors import UserError
@@ -80,8 +80,7 @@ def fresh_verdicts(monkeypatch):
 @pytest.fixture
 def as_if_on_cuda(monkeypatch):
     """impl=auto takes the kernels for these CPU tensors, as it would on a GPU."""
-    for module in (slope, piecewise):
-        monkeypatch.setattr(module, "use_triton", lambda impl, x: impl != "torch")
+    monkeypatch.setattr(selfcheck, "use_triton", lambda impl, x: impl != "torch")
 
 
 CASES = [

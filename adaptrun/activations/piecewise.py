@@ -27,8 +27,8 @@ from adaptrun.activations.family import (
     require_interval,
     unit_shape,
 )
-from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl, use_triton
-from adaptrun.activations.selfcheck import passes
+from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl
+from adaptrun.activations.selfcheck import serve
 from adaptrun.errors import is_count, is_number
 
 INITS = ("relu", "leaky_relu")
@@ -87,15 +87,10 @@ class AdAct(nn.Module):
         self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_triton(self.impl, x):
+        def fused(t: torch.Tensor) -> torch.Tensor:
+            return fused_adact(t, self.values, self.low, self.step)
 
-            def fused(t: torch.Tensor) -> torch.Tensor:
-                return fused_adact(t, self.values, self.low, self.step)
-
-            units, explicit = self.units, self.impl == "triton"
-            if passes("adact", fused, self.reference, x, units, [self.values], explicit):
-                return fused(x)
-        return self.reference(x)
+        return serve("adact", self.impl, fused, self.reference, x, self.units, [self.values])
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """The PyTorch formula: the fused kernel's twin and its self-check's reference."""
@@ -134,15 +129,10 @@ class APL(nn.Module):
         self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_triton(self.impl, x):
+        def fused(t: torch.Tensor) -> torch.Tensor:
+            return fused_apl(t, self.a, self.b)
 
-            def fused(t: torch.Tensor) -> torch.Tensor:
-                return fused_apl(t, self.a, self.b)
-
-            params, explicit = [self.a, self.b], self.impl == "triton"
-            if passes("apl", fused, self.reference, x, self.units, params, explicit):
-                return fused(x)
-        return self.reference(x)
+        return serve("apl", self.impl, fused, self.reference, x, self.units, [self.a, self.b])
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """The PyTorch formula: the fused kernel's twin and its self-check's reference."""

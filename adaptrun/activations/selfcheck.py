@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from adaptrun.activations.fused import layout_of
+from adaptrun.activations.fused import layout_of, use_triton
 from adaptrun.errors import UserError
 from adaptrun.hparams import IMPL_OUTCOMES
 
@@ -115,6 +115,22 @@ def passes(
         )
     _USED[name] = "triton" if why is None else f"torch (self-check failed: {why})"
     return why is None
+
+
+def serve(
+    kernel: str,
+    impl: str,
+    fused: Callable[[torch.Tensor], torch.Tensor],
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    units: tuple[int, ...],
+    params: Sequence[torch.Tensor],
+) -> torch.Tensor:
+    """An adaptive module's forward: the fused kernel where ``impl`` takes it here and its
+    configuration passed its self-check, else the PyTorch reference."""
+    if use_triton(impl, x) and passes(kernel, fused, reference, x, units, params, impl == "triton"):
+        return fused(x)
+    return reference(x)
 
 
 def begin_run() -> None:

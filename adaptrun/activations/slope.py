@@ -22,9 +22,9 @@ from adaptrun.activations.family import (
     require_choice,
     unit_shape,
 )
-from adaptrun.activations.fused import IMPLS, fused_slope, use_triton
+from adaptrun.activations.fused import IMPLS, fused_slope
 from adaptrun.activations.recovery import NORMALIZATIONS, slope_recovery
-from adaptrun.activations.selfcheck import passes
+from adaptrun.activations.selfcheck import serve
 
 VARIANTS = ("global", "layerwise", "neuronwise")
 
@@ -61,18 +61,17 @@ class SlopeActivation(nn.Module):
         self.register_buffer("recovery", torch.tensor(self.recovery_weight), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.base_name is not None and use_triton(self.impl, x):
-            weight = self.base.weight if self.base_name == "prelu" else None
-            neg = getattr(self.base, "negative_slope", 0.01)
+        if self.base_name is None:  # a base the kernels have no twin of
+            return self.reference(x)
+        weight = self.base.weight if self.base_name == "prelu" else None
+        neg = getattr(self.base, "negative_slope", 0.01)
 
-            def fused(t: torch.Tensor) -> torch.Tensor:
-                return fused_slope(t, self.a, self.n, self.base_name, neg, weight)
+        def fused(t: torch.Tensor) -> torch.Tensor:
+            return fused_slope(t, self.a, self.n, self.base_name, neg, weight)
 
-            kernel, units = f"slope[{self.base_name}]", tuple(self.a.shape)
-            params = [self.a] if weight is None else [self.a, weight]
-            if passes(kernel, fused, self.reference, x, units, params, self.impl == "triton"):
-                return fused(x)
-        return self.reference(x)
+        params = [self.a] if weight is None else [self.a, weight]
+        kernel, units = f"slope[{self.base_name}]", tuple(self.a.shape)
+        return serve(kernel, self.impl, fused, self.reference, x, units, params)
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """base(n a x) in PyTorch: the fused kernel's twin and its self-check's reference."""
