@@ -38,7 +38,7 @@ from adaptrun.data.images import ImageData, Split
 from adaptrun.history import History
 from adaptrun.models import build_model
 from adaptrun.progress import Progress
-from adaptrun.stack import StackedTask, stack_models, stacked_step
+from adaptrun.stack import StackedStep, StackedTask, stack_models
 from adaptrun.steps import eager_step
 from adaptrun.tasks import ClassificationTask
 from adaptrun.track import Tracker
@@ -267,7 +267,7 @@ def stack_rows(args: Sizes, device: torch.device) -> list[list]:
     stacked = stack_models(models)
     stacked_opt = torch.optim.Adam(stacked.parameters(), 1e-3)
     task = StackedTask([_CrossEntropy()], models)
-    step = stacked_step(stacked, models[0], task)
+    step = StackedStep(stacked, models[0], task)
 
     def together() -> None:
         stacked_opt.zero_grad(set_to_none=True)

@@ -71,6 +71,14 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
             f"adaptrun: run diverged: {metrics['error']}; metrics.json in {run_dir}",
             file=sys.stderr,
         )
+    if metrics["status"] == "failed":  # stacked runs that failed alone; the others finished
+        failed = sum(one["status"] == "failed" for one in metrics["runs"])
+        print(
+            f"adaptrun: error: {failed} of {len(metrics['runs'])} stacked runs failed: "
+            f"{metrics['error']}; metrics.json in each run's folder under {run_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     if metrics["status"] == "interrupted":
         print(
             f"adaptrun: stopped by {STOP.name} at step {metrics.get('steps')}; to resume, "
@@ -182,8 +190,8 @@ def _run_recorded(
     per_run = metrics["runs"] if len(entries) > 1 else [metrics]
     for (num, folder, given), one in zip(entries, per_run, strict=True):
         outcome = "skipped" if metrics.get("skipped") else one["status"]
-        if outcome == "diverged":
-            print(f"adaptrun: run diverged ({folder}): {one['error']}", file=sys.stderr)
+        if outcome in ("diverged", "failed"):  # a failed one here: alone, in its stack
+            print(f"adaptrun: run {outcome} ({folder}): {one['error']}", file=sys.stderr)
         _record(sweep_dir, num, folder, outcome, one.get("error"), given)
     return metrics
 

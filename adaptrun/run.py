@@ -33,7 +33,7 @@ from adaptrun.lock import folder_lock
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer, build_schedule
 from adaptrun.progress import Progress
-from adaptrun.stack import StackedTask, StackedTracker, stack_models, stacked_step
+from adaptrun.stack import StackedStep, StackedTask, StackedTracker, stack_models
 from adaptrun.steps import build_step, resolve_compile
 from adaptrun.tasks import Task
 from adaptrun.threads import resolve_threads
@@ -315,7 +315,9 @@ def _train(
             log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
             if stacked:
                 functional = caps.functional_loss
-                step_fn = stacked_step(model, models[0], task, loop.precision, functional)
+                step_fn = StackedStep(
+                    model, models[0], task, optimizer, tracker, loop.precision, functional
+                )
             else:
                 compiled = resolve_compile(cfg.trainer.compile, task, device, caps.functional_loss)
                 log.info(
@@ -331,7 +333,10 @@ def _train(
         _log_failure(exc)
         _record_impl(trackers)
         for spec, one, task in zip(specs, trackers, tasks, strict=True):
-            one.finish("failed", error=describe_error(exc), extra=_meta(spec, task, compiled))
+            # a stacked run that had already ended alone keeps its own status and reason
+            status, error = ("failed", describe_error(exc)) if one.alive else (None, None)
+            status = status or ("failed" if one.failed else "diverged")
+            one.finish(status, error=error, extra=_meta(spec, task, compiled))
         raise
     _record_impl(trackers)
     metrics = _combined(

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
 from adaptrun.activations import Capabilities
-from adaptrun.errors import require
+from adaptrun.errors import describe_error, require
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.stacking import PLAN_KEY
 from adaptrun.steps import Objective
@@ -131,46 +131,131 @@ class StackedTask:
         for batches in zip(*streams, strict=True):
             yield tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
 
-    def evaluate(self, stacked: nn.Module) -> list[dict[str, float]]:
-        """Each run's metrics, computed by its own task on its own model."""
+    def evaluate(self, stacked: nn.Module) -> list[dict[str, float] | Exception]:
+        """Each run's metrics, computed by its own task on its own model; where that raised,
+        the exception instead: it fails that run alone (StackedTracker.evaluate)."""
         unstack_into(stacked, self.models)
-        return [task.evaluate(model) for task, model in zip(self.tasks, self.models, strict=True)]
+        pairs = zip(self.tasks, self.models, strict=True)
+        return [_caught(task.evaluate, model) for task, model in pairs]
 
 
-def stacked_step(
-    stacked: nn.Module,
-    template: nn.Module,
-    task: StackedTask,
-    precision: str = "fp32",
-    functional: bool = False,
-) -> Callable[[Any], tuple[torch.Tensor, torch.Tensor]]:
+def _caught(evaluate: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> Any:
+    try:
+        return evaluate(model)
+    except Exception as exc:
+        return exc
+
+
+class Casualties(Protocol):
+    """What the stacked step asks of the runs' records: who is alive, and to fail one."""
+
+    def alive_at(self, r: int) -> bool: ...
+
+    def fail(self, r: int, error: str) -> None: ...
+
+
+class StackedStep:
     """Forward all runs at once (vmap over the stacked parameters and batches), then one
     backward of the summed losses; returns each run's loss and penalty, shape (R,).
     ``functional``: the task's loss takes its input derivatives through torch.func (which
-    vmap needs; plain autograd.grad cannot run under it)."""
-    objective = Objective(template, task.tasks[0], functional)
-    device = next(stacked.parameters()).device
+    vmap needs; plain autograd.grad cannot run under it).
 
-    def one_run(params: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
-        named = {f"model.{k}": v for k, v in params.items()}
-        total, (loss, penalty) = functional_call(objective, named, (batch,))
+    A run whose own values make an operation raise (an index out of range, a
+    factorisation of a singular matrix) raises for the whole vmapped batch. Then each run
+    is tried alone: those that raise fail on their own (``records.fail``), their slots
+    shadow a healthy run (its parameters, optimizer state and batch, results ignored), and
+    the step is taken again, so the others go on exactly as they would have alone. An
+    error no run raises alone (out of memory, an operation vmap does not support) is the
+    stack's, and raised; so is every error without ``records`` (the benchmarks).
+    """
+
+    def __init__(
+        self,
+        stacked: nn.Module,
+        template: nn.Module,
+        task: StackedTask,
+        optimizer: torch.optim.Optimizer | None = None,
+        records: Casualties | None = None,
+        precision: str = "fp32",
+        functional: bool = False,
+    ) -> None:
+        self.stacked, self.optimizer, self.records = stacked, optimizer, records
+        self.objective = Objective(template, task.tasks[0], functional)
+        self.runs = len(task.tasks)
+        device = next(stacked.parameters()).device
+        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+        self.shadow = list(range(self.runs))  # slot -> the run whose batch it takes
+
+    def one_run(self, state: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
+        named = {f"model.{k}": v for k, v in state.items()}
+        total, (loss, penalty) = functional_call(self.objective, named, (batch,))
         return total, loss, penalty
 
-    def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        state = {**dict(stacked.named_parameters()), **dict(stacked.named_buffers())}
-        with torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
-            totals, losses, penalties = vmap(one_run)(state, batch)
+    def state(self) -> dict[str, torch.Tensor]:
+        return {**dict(self.stacked.named_parameters()), **dict(self.stacked.named_buffers())}
+
+    def __call__(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return self.all_runs(batch)
+        except Exception as exc:
+            if not self.isolate(batch):
+                raise exc from None
+            return self.all_runs(batch)
+
+    def all_runs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shadow != list(range(self.runs)):
+            index = torch.tensor(self.shadow, device=batch[0].device)
+            batch = tuple(part.index_select(0, index) for part in batch)
+        with self.autocast:
+            totals, losses, penalties = vmap(self.one_run)(self.state(), batch)
         totals.sum().backward()
         return losses, penalties
 
-    return step
+    def isolate(self, batch: Any) -> bool:
+        """Try each run alone; fail and shadow those that raise. False when that cannot
+        help: no run raises alone, or no living run is left to shadow."""
+        if self.records is None:
+            return False
+        raised = {}
+        for r in range(self.runs):
+            mine = {k: v[r] for k, v in self.state().items()}
+            try:
+                with self.autocast:
+                    total, _, _ = self.one_run(mine, tuple(part[r] for part in batch))
+                total.backward()
+            except Exception as exc:
+                raised[r] = exc
+        for param in self.stacked.parameters():
+            param.grad = None
+        healthy = [r for r in range(self.runs) if r not in raised and self.records.alive_at(r)]
+        if not raised or not healthy:
+            return False
+        for r, exc in raised.items():
+            if self.records.alive_at(r):
+                self.records.fail(r, f"{describe_error(exc)} (in the stacked step, alone)")
+            self.copy_slot(healthy[0], r)
+        return True
+
+    @torch.no_grad()
+    def copy_slot(self, source: int, target: int) -> None:
+        """``target`` becomes a shadow of ``source``: its parameters, buffers, optimizer
+        state and batch, so it raises only if ``source`` does."""
+        for tensor in self.state().values():
+            tensor[target] = tensor[source]
+        state = self.optimizer.state if self.optimizer is not None else {}
+        for param in self.stacked.parameters():
+            for value in state.get(param, {}).values():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == self.runs:
+                    value[target] = value[source]
+        self.shadow[target] = self.shadow[source]
 
 
 class StackedTracker:
     """Fans the loop's records out to each run's own tracker.
 
-    A run the loop finds diverged is retired on its own and finished as diverged; the
-    stack goes on while any run is alive.
+    A run the loop finds diverged is retired on its own and finished as diverged; a run
+    whose own evaluation, figures or records raise fails on its own (so does one the
+    stacked step finds raising alone). The stack goes on while any run is alive.
     """
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
@@ -189,20 +274,31 @@ class StackedTracker:
 
     @property
     def last_eval_step(self) -> int:
-        return max(t.last_eval_step for t in self.trackers if t.alive)
+        return max((t.last_eval_step for t in self.trackers if t.alive), default=-1)
 
-    def _living(self) -> list[tuple[int, Tracker]]:
-        return [(r, t) for r, t in enumerate(self.trackers) if t.alive]
+    def alive_at(self, r: int) -> bool:
+        return self.trackers[r].alive
 
-    def _gather(self, each: Callable[[int, Tracker], Logged | None]) -> Logged | None:
-        logged = {r: got[0] for r, t in self._living() if (got := each(r, t))}
-        return logged or None
+    def fail(self, r: int, error: str) -> None:
+        self.trackers[r].fail(error)
+
+    def _each(self, call: Callable[[int, Tracker], Any]) -> dict[int, Any]:
+        """``call`` for every living run; one that raises fails that run alone."""
+        results = {}
+        for r, tracker in enumerate(self.trackers):
+            if tracker.alive:
+                try:
+                    results[r] = call(r, tracker)
+                except Exception as exc:
+                    tracker.fail(describe_error(exc))
+        return results
 
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
-        for _, tracker in self._living():
-            tracker.step, tracker.lr = step, lr
+        for tracker in self.trackers:
+            if tracker.alive:  # a run that ended keeps the step it ended at
+                tracker.step, tracker.lr = step, lr
         self.window.add(loss.detach(), penalty.detach())
         return self.close_window() if step % self.window.every == 0 else None
 
@@ -211,41 +307,52 @@ class StackedTracker:
         if means is None:
             return None
         losses, penalties = means
-        return self._gather(lambda r, t: t.record_window((losses[r], penalties[r])))
+        logged = self._each(lambda r, t: t.record_window((losses[r], penalties[r]))[0])
+        return logged or None
 
     def retire(self, bad: Logged) -> None:
         for r, means in bad.items():
             self.trackers[r].retire({0: means})
 
-    def evaluate(self, step: int, metrics: Sequence[Mapping[str, float]]) -> None:
-        for r, tracker in self._living():
+    def evaluate(self, step: int, metrics: Sequence[Mapping[str, float] | Exception]) -> None:
+        """Each living run's metrics; a run whose evaluation raised fails here."""
+
+        def record(r: int, tracker: Tracker) -> None:
+            if isinstance(metrics[r], Exception):
+                raise metrics[r]
             tracker.evaluate(step, metrics[r])
 
-    def end(self, evaluate: Callable[[], Sequence[Mapping[str, float]]]) -> None:
+        self._each(record)
+
+    def end(self, evaluate: Callable[[], Sequence[Mapping[str, float] | Exception]]) -> None:
         per_run = _Shared(evaluate)
-        for r, tracker in self._living():
-            tracker.end(per_run.of(r))
+        self._each(lambda r, t: t.end(per_run.of(r)))
 
     def flush(self) -> None:
-        for tracker in self.trackers:
-            tracker.flush()
+        self._each(lambda r, t: t.flush())
 
     def status_of(self, r: int, status: str) -> str:
-        """A run that diverged on its own says so, whatever the stack as a whole did."""
-        return status if self.trackers[r].alive else "diverged"
+        """A run that diverged or failed on its own says so, whatever the stack did."""
+        tracker = self.trackers[r]
+        if tracker.alive:
+            return status
+        return "failed" if tracker.failed else "diverged"
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "alive": [t.alive for t in self.trackers],
+            "failed": [t.failed for t in self.trackers],
+            "why": [t.why for t in self.trackers],
             "runs": [t.state_dict() for t in self.trackers],
             "window": self.window.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for tracker, alive, run_state in zip(
-            self.trackers, state["alive"], state["runs"], strict=True
-        ):
-            tracker.alive = alive
+        runs = len(self.trackers)
+        for r, (tracker, run_state) in enumerate(zip(self.trackers, state["runs"], strict=True)):
+            tracker.alive = state["alive"][r]
+            tracker.failed = state.get("failed", [False] * runs)[r]  # older checkpoints:
+            tracker.why = state.get("why", [None] * runs)[r]  # no failed runs, no reasons
             tracker.load_state_dict(run_state)
         if "window" in state:  # checkpoints before the stack had one window kept it per run
             device = next(self.trackers[0].model.parameters()).device
@@ -255,14 +362,16 @@ class StackedTracker:
 class _Shared:
     """Evaluate all runs once, however many of their trackers ask."""
 
-    def __init__(self, evaluate: Callable[[], Sequence[Mapping[str, float]]]) -> None:
+    def __init__(self, evaluate: Callable[[], Sequence[Mapping[str, float] | Exception]]) -> None:
         self.evaluate = evaluate
-        self.metrics: Sequence[Mapping[str, float]] | None = None
+        self.metrics: Sequence[Mapping[str, float] | Exception] | None = None
 
     def of(self, r: int) -> Callable[[], Mapping[str, float]]:
         def metrics() -> Mapping[str, float]:
             if self.metrics is None:
                 self.metrics = self.evaluate()
+            if isinstance(self.metrics[r], Exception):
+                raise self.metrics[r]
             return self.metrics[r]
 
         return metrics

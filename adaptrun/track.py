@@ -99,7 +99,8 @@ class Tracker:
         self.last_eval_step = -1
         self.last_figure_step = -1
         self.alive = True
-        self.why: str | None = None  # why the run diverged
+        self.failed = False  # ended by an exception of its own (a stacked run's, alone)
+        self.why: str | None = None  # why the run diverged or failed
 
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
@@ -132,6 +133,14 @@ class Tracker:
             self.why = f"the training loss was {loss:g} (penalty {penalty:g}) at step {self.step}"
             prefix = f"{self.name}: " if self.name else ""
             log.warning("%srun diverged: %s", prefix, self.why)
+
+    def fail(self, error: str) -> None:
+        """This run raised on its own (within a stack, whose other runs go on): it failed
+        and records no more."""
+        if self.alive:
+            self.alive, self.failed, self.why = False, True, error
+            prefix = f"{self.name}: " if self.name else ""
+            log.warning("%srun failed: %s", prefix, error)
 
     def evaluate(self, step: int, metrics: Mapping[str, float], final: bool = False) -> None:
         """Record test metrics, slopes and (at chosen steps, and at the end) figures."""

@@ -33,7 +33,7 @@ from adaptrun.config_check import check_config
 from adaptrun.models import build_model
 from adaptrun.optim import build_optimizer
 from adaptrun.run import resolve_device
-from adaptrun.stack import StackedTask, stack_models, stacked_step
+from adaptrun.stack import StackedStep, StackedTask, stack_models
 from adaptrun.steps import compiled_functional_step, eager_step
 from adaptrun.tasks.burgers import BurgersTask
 
@@ -74,7 +74,7 @@ def _stacked_rate(cfg: Any, task: Any, runs: int, steps: int, device: torch.devi
         models.append(build_model(cfg.model, task.input_shape, 1, _factory(cfg)).to(device))
     stacked = stack_models(models)
     tasks = StackedTask([task] * runs, models)
-    step = stacked_step(stacked, models[0], tasks, functional=True)
+    step = StackedStep(stacked, models[0], tasks, functional=True)
     batch = next(iter(tasks.train_batches(0)))
     return runs * _rate(step, stacked, batch, steps, device)
 

@@ -108,6 +108,85 @@ def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_pa
         assert metrics["hparams"]["activation.n"] == (1.0, 5.0)[num]
 
 
+def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, monkeypatch):
+    """Two injected failures of a run's own: n = 10 indexes past a table in the stacked
+    step (vmap raises for the whole batch); n = 5's evaluation raises at step 20. Both fail
+    with their own error at their own step, through a stop and resume; the n = 1 runs end
+    as their unstacked twins."""
+    import torch
+    from test_resume import stop_at
+
+    from adaptrun.activations.slope import SlopeActivation
+    from adaptrun.tasks.function import FunctionTask
+
+    forward, evaluate = SlopeActivation.forward, FunctionTask.evaluate
+
+    def table_lookup(self, x):
+        return forward(self, x) * torch.ones(8)[self.scale.long()]
+
+    def picky(self, model):
+        if any(float(m.scale) == 5 for m in model.modules() if isinstance(m, SlopeActivation)):
+            raise ValueError("no metrics for n = 5")
+        return evaluate(self, model)
+
+    monkeypatch.setattr(SlopeActivation, "forward", table_lookup)
+    monkeypatch.setattr(FunctionTask, "evaluate", picky)
+    grid = [
+        "experiment=jagtap_discontinuous",
+        "activation=layerwise_slope",
+        "activation.n=1,5,10",
+        "seed=0,1",
+        "trainer.epochs=40",
+        "trainer.eval_every=20",
+    ]
+    jobs = combos(grid)
+    (stack,) = plan(jobs, 8)
+    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    given = dict(o.split("=", 1) for o in job)
+    try:  # stopped after both failures and resumed: the failed runs stay failed, with why
+        with monkeypatch.context() as patch:
+            stop_at(patch, 30)
+            stopped = run(compose_config(job), tmp_path / "sweep" / "job", given)
+    finally:
+        STOP.signum = None
+    assert stopped["status"] == "interrupted"
+    result = run(compose_config(job), tmp_path / "sweep" / "job", given)
+    assert result["status"] == "failed"
+    for num, combo in enumerate(jobs):
+        mine = read_metrics(tmp_path / "sweep" / run_folder(combo, num, []))
+        assert result["runs"][num]["status"] == mine["status"]
+        if "activation.n=10" in combo:
+            assert mine["status"] == "failed" and mine["steps"] == 0
+            assert mine["error"].startswith("IndexError: index 10 is out of bounds")
+            assert mine["error"].endswith("(in the stacked step, alone)")
+            continue
+        if "activation.n=5" in combo:
+            assert mine["status"] == "failed" and mine["steps"] == 20
+            assert mine["error"] == "ValueError: no metrics for n = 5"
+            assert mine["final_test_rel_l2"] is None and mine["final_train_loss"] > 0
+            continue
+        given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in combo}
+        twin = run(compose_config(combo), tmp_path / f"twin{num}", given)
+        assert mine["status"] == twin["status"] == "completed"
+        assert_same_run(mine, twin)
+        ours, theirs = (
+            events(tmp_path / "sweep" / run_folder(combo, num, [])),
+            events(tmp_path / f"twin{num}"),
+        )
+        a, b = (e.Scalars("train/loss") for e in (ours, theirs))
+        assert [e.value for e in a] == pytest.approx([e.value for e in b], rel=1e-4)
+    # an error no run raises alone (.item() is refused under vmap) is the stack's: every run
+    # records it
+    monkeypatch.setattr(SlopeActivation, "forward", lambda self, x: x * self.scale.item())
+    whole = tmp_path / "whole"
+    stacked = [*grid[:2], "trainer.epochs=3", "trainer.stack=2"]
+    with pytest.raises(RuntimeError, match="item"):
+        run(compose_config(stacked), whole)
+    for seed in (0, 1):
+        mine = read_metrics(whole / f"seed={seed}")
+        assert mine["status"] == "failed" and ".item()" in mine["error"]
+
+
 def test_runs_that_cannot_stack_run_one_after_another_in_their_job(tmp_path):
     sweep = tmp_path / "sweep"
     grid = ["experiment=jagtap_discontinuous", "trainer.lbfgs_steps=2", "seed=0,1"]
