@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from adaptrun import checkpoint, fastpaths, stacking
@@ -116,14 +115,11 @@ def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
 
 
 def _planned(cfg: DictConfig, own: list[str]) -> DictConfig:
-    """The job's config without the plan, with one run's own overrides applied as Hydra
-    applies them (typed values from its override parser)."""
+    """The job's config without the plan, with one run's own overrides applied."""
     one = copy.deepcopy(cfg)
     with open_dict(one):
         del one[stacking.PLAN_KEY]
-    for override in OverridesParser.create().parse_overrides(own):
-        OmegaConf.update(one, override.key_or_group, override.value(), merge=False)
-    return one
+    return stacking.with_values(one, own)
 
 
 def run_specs(

@@ -19,6 +19,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
 from adaptrun.resolvers import folder_name
 
 STACKABLE = ("seed", "activation.n", "activation.slope_recovery")
@@ -84,6 +87,15 @@ def plan(combos: Sequence[Sequence[str]], max_stack: int) -> list[StackedJob]:
             chunk = slice(start, start + max_stack)
             jobs.append(StackedJob(job.common, job.nums[chunk], job.own[chunk]))
     return jobs
+
+
+def with_values(cfg: Any, own: Sequence[str]) -> Any:
+    """``cfg`` (changed in place) with a run's stackable overrides applied as Hydra applies
+    them: typed values from its override parser, checked against the config's schema.
+    Stackable keys hold plain values, so this gives what composing the run would."""
+    for override in OverridesParser.create().parse_overrides(list(own)):
+        OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
+    return cfg
 
 
 def run_folder(combo: Sequence[str], num: int, exclude: Sequence[str]) -> str:

@@ -202,6 +202,41 @@ def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
     assert not sweep.exists()
 
 
+def test_the_sweep_check_derives_stackable_values_as_composing_each_job_would():
+    from omegaconf import OmegaConf
+
+    from adaptrun.config_check import check_config
+    from adaptrun.sweep import expand, preflight
+
+    grid = [
+        "experiment=jagtap_discontinuous",
+        "activation=tanh,layerwise_slope",
+        "activation.n=5,0.5,${slope_defaults.n}",  # n = 0.5 is refused
+        "activation.slope_recovery=0,1",
+        "seed=0,abc",  # not an integer
+    ]
+    jobs = expand(grid)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        problems, configs = preflight("config", jobs)
+        expected_bad, good = {}, []
+        for job in jobs:  # what composing each job gives
+            try:
+                good.append(compose(config_name="config", overrides=job))
+                check_config(good[-1])
+            except Exception as exc:
+                expected_bad[" ".join(job)] = str(exc)
+                good.pop()
+    assert len(expected_bad) == 16 and len(good) == 8
+    found = dict(line.split(": ", 1) for line in problems)
+    assert found.keys() == expected_bad.keys()
+    for job, why in found.items():
+        if "seed=abc" in job:
+            assert "'abc'" in why and "seed" in why
+        else:
+            assert why == expected_bad[job].strip()
+    assert [OmegaConf.to_container(c) for c in configs] == [OmegaConf.to_container(c) for c in good]
+
+
 # ---- interrupted sweeps -------------------------------------------------------------
 
 ARGS = ["trainer.epochs=40"]  # 920 steps: long enough to stop mid-way (submitit included)
