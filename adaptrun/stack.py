@@ -202,10 +202,15 @@ class StackedStep:
                 raise exc from None
             return self.all_runs(batch)
 
+    def shadowed(self, batch: Any) -> Any:
+        """The batch with each shadowing slot given its healthy run's part."""
+        if self.shadow == list(range(self.runs)):
+            return batch
+        index = torch.tensor(self.shadow, device=batch[0].device)
+        return tuple(part.index_select(0, index) for part in batch)
+
     def all_runs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.shadow != list(range(self.runs)):
-            index = torch.tensor(self.shadow, device=batch[0].device)
-            batch = tuple(part.index_select(0, index) for part in batch)
+        batch = self.shadowed(batch)
         with self.autocast:
             totals, losses, penalties = vmap(self.one_run)(self.state(), batch)
         totals.sum().backward()
@@ -216,7 +221,7 @@ class StackedStep:
         help: no run raises alone, or no living run is left to shadow."""
         if self.records is None:
             return False
-        raised = {}
+        batch, raised = self.shadowed(batch), {}
         for r in range(self.runs):
             mine = {k: v[r] for k, v in self.state().items()}
             try:

@@ -1,0 +1,140 @@
+"""The whole-sweep benchmark: ``hydra/sweeper=stacked`` against the basic sweeper on the
+discontinuous-function comparison, whole command against whole command, then the floor.
+
+The floor is the training steps alone, measured in this process: each activation's
+unstacked step (as the basic sweeper's runs take it) times its runs, against its stacked
+step times its stacks. No saving in the sweepers' other work (composing, evaluation,
+figures, records) can take the stacked sweep below its steps, so ``basic whole / stacked
+steps`` bounds the ratio any stacking sweeper can reach on this machine.
+
+    python scripts/bench_sweep.py                 # the BENCHMARKS.md sweep (60 runs)
+    python scripts/bench_sweep.py --small         # a quick check of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from adaptrun.activations import ActivationFactory
+from adaptrun.allocator import keep_freed_memory
+from adaptrun.cli import config_dir
+from adaptrun.config_check import check_config
+from adaptrun.models import build_model
+from adaptrun.optim import build_optimizer
+from adaptrun.run import seed_everything
+from adaptrun.stack import StackedStep, StackedTask, stack_models
+from adaptrun.steps import eager_step
+from adaptrun.threads import resolve_threads
+
+ACTIVATIONS = ["tanh", "global_slope", "layerwise_slope", "neuronwise_slope"]
+
+
+def grid(activations: list[str], ns: list[str], seeds: int, epochs: int) -> list[str]:
+    return [
+        "experiment=jagtap_discontinuous",
+        f"activation={','.join(activations)}",
+        f"activation.n={','.join(ns)}",
+        f"seed={','.join(map(str, range(seeds)))}",
+        f"trainer.epochs={epochs}",
+    ]
+
+
+def timed_sweep(args: list[str], stacked: bool, folder: Path) -> float:
+    """Wall seconds of the whole ``adaptrun -m`` command, as a user runs it."""
+    sweeper = ["hydra/sweeper=stacked"] if stacked else []
+    command = [sys.executable, "-m", "adaptrun", "-m", *sweeper, *args]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, f"hydra.sweep.dir={folder}"], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"bench_sweep: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def step_seconds(activation: str, ns: list[str], seeds: int, steps: int) -> tuple[float, float]:
+    """Seconds per step of one unstacked run and of the stack of all (n, seed) runs."""
+    tasks, models = [], []
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        for n in ns:
+            for seed in range(seeds):
+                overrides = ["experiment=jagtap_discontinuous", f"activation={activation}"]
+                cfg = compose("config", [*overrides, f"activation.n={n}", f"seed={seed}"])
+                checked = check_config(cfg)
+                seed_everything(seed)
+                task = tasks[0] if tasks else checked.task.build(cfg, torch.device("cpu"))
+                factory = ActivationFactory(checked.activation.config)
+                tasks.append(task)
+                models.append(build_model(cfg.model, task.input_shape, 1, factory))
+    functional = checked.task.capabilities.functional_loss
+    one = (eager_step(models[0], tasks[0]), build_optimizer(models[0], cfg.optimizer))
+    stacked = stack_models(models)
+    stack_task = StackedTask(tasks, models)
+    together = (
+        StackedStep(stacked, models[0], stack_task, functional=functional),
+        build_optimizer(stacked, cfg.optimizer),
+    )
+    batches = (next(tasks[0].train_batches(0)), next(stack_task.train_batches(0)))
+    rounds: list[list[float]] = [[], []]
+    for _ in range(3):  # interleaved, so both see the same machine
+        for k, ((step, optimizer), batch) in enumerate(zip((one, together), batches, strict=True)):
+            for _ in range(5):
+                step(batch)
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                step(batch)
+                optimizer.step()
+            rounds[k].append((time.perf_counter() - start) / steps)
+    return statistics.median(rounds[0]), statistics.median(rounds[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="2 activations, n=1,5, 2 seeds")
+    parser.add_argument("--timing-steps", type=int, default=200)
+    args = parser.parse_args()
+    activations, ns, seeds, epochs = ACTIVATIONS, ["1", "5", "10"], args.seeds, args.epochs
+    if args.small:
+        activations, ns, seeds, epochs = ACTIVATIONS[:2], ["1", "5"], 2, 20
+    if len(ns) * seeds > 16:
+        parser.error("--seeds: at most 5, so that each activation's runs are one stack")
+    sweep = grid(activations, ns, seeds, epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        stacked_wall = timed_sweep(sweep, True, Path(tmp) / "stacked")
+        basic_wall = timed_sweep(sweep, False, Path(tmp) / "basic")
+    torch.set_num_threads(resolve_threads("auto"))  # as each sweep's runs take them
+    keep_freed_memory()
+    runs_per_activation = len(ns) * seeds
+    basic_steps = stacked_steps = 0.0
+    for activation in activations:
+        one, stack = step_seconds(activation, ns, seeds, args.timing_steps)
+        basic_steps += runs_per_activation * epochs * one
+        stacked_steps += epochs * stack  # one stack per activation
+    runs = len(activations) * runs_per_activation
+    print(f"{runs} runs: {' '.join(sweep)}  ({torch.get_num_threads()} threads)\n")
+    print("| | basic (s) | stacked (s) | ratio |\n|---|---|---|---|")
+    print(
+        f"| whole sweep | {basic_wall:.1f} | {stacked_wall:.1f} | {basic_wall / stacked_wall:.2f} |"
+    )
+    print(
+        f"| training steps alone | {basic_steps:.2f} | {stacked_steps:.2f} | "
+        f"{basic_steps / stacked_steps:.2f} |"
+    )
+    print(f"\nceiling (basic whole sweep / stacked steps alone): {basic_wall / stacked_steps:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
