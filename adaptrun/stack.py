@@ -15,6 +15,7 @@ tensors takes each run's own step; the schedule is the same for every run.
 from __future__ import annotations
 
 import copy
+import errno
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -139,10 +140,17 @@ class StackedTask:
         return [_caught(task.evaluate, model) for task, model in pairs]
 
 
+def _out_of_room(exc: Exception) -> bool:
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    return full or isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+
+
 def _caught(evaluate: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> Any:
     try:
         return evaluate(model)
     except Exception as exc:
+        if _out_of_room(exc):
+            raise
         return exc
 
 
@@ -288,13 +296,16 @@ class StackedTracker:
         self.trackers[r].fail(error)
 
     def _each(self, call: Callable[[int, Tracker], Any]) -> dict[int, Any]:
-        """``call`` for every living run; one that raises fails that run alone."""
+        """``call`` for every living run; one that raises fails that run alone, unless the
+        machine is out of memory or disk: that is every run's, and the sweep's."""
         results = {}
         for r, tracker in enumerate(self.trackers):
             if tracker.alive:
                 try:
                     results[r] = call(r, tracker)
                 except Exception as exc:
+                    if _out_of_room(exc):
+                        raise
                     tracker.fail(describe_error(exc))
         return results
 

@@ -174,3 +174,43 @@ def test_a_run_that_diverges_ends_alone_and_the_stack_goes_on(tmp_path):
     assert diverged(stack, logged)
     for t in stack.trackers:
         t.finish("diverged")
+
+
+def test_a_stacked_runs_own_error_fails_it_alone_but_a_full_disk_stops_the_stack():
+    import errno
+    from types import SimpleNamespace
+
+    from adaptrun.stack import StackedTracker
+    from adaptrun.track import Tracker
+
+    class Run(SimpleNamespace):
+        fail = Tracker.fail
+
+        def evaluate(self, step, metrics):
+            if isinstance(self.raises, Exception):
+                raise self.raises
+            self.seen = metrics
+
+    def stack(*raises):
+        runs = [
+            Run(alive=True, failed=False, why=None, name=f"r{k}", raises=e, seen=None)
+            for k, e in enumerate(raises)
+        ]
+        for one in runs:
+            one.window = SimpleNamespace(every=1)
+        return StackedTracker(runs), runs
+
+    records, runs = stack(None, ValueError("bad metric"), None)
+    records.evaluate(5, [{"a": 1.0}, {"a": 2.0}, RuntimeError("its own evaluation")])
+    assert [r.alive for r in runs] == [True, False, False]
+    assert runs[1].why == "ValueError: bad metric"
+    assert runs[2].why == "RuntimeError: its own evaluation"
+    assert runs[0].seen == {"a": 1.0}
+    assert [records.status_of(r, "completed") for r in range(3)] == [
+        "completed",
+        "failed",
+        "failed",
+    ]
+    records, runs = stack(None, OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(OSError, match="No space"):
+        records.evaluate(5, [{"a": 1.0}, {"a": 2.0}])
