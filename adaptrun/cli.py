@@ -72,9 +72,10 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
             file=sys.stderr,
         )
     if metrics["status"] == "failed":  # stacked runs that failed alone; the others finished
-        failed = sum(one["status"] == "failed" for one in metrics["runs"])
+        runs = metrics.get("runs", [metrics])
+        failed = sum(one["status"] == "failed" for one in runs)
         print(
-            f"adaptrun: error: {failed} of {len(metrics['runs'])} stacked runs failed: "
+            f"adaptrun: error: {failed} of {len(runs)} stacked runs failed: "
             f"{metrics['error']}; metrics.json in each run's folder under {run_dir}",
             file=sys.stderr,
         )

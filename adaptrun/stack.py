@@ -346,6 +346,9 @@ class StackedTracker:
 
     def flush(self) -> None:
         self._each(lambda r, t: t.flush())
+        for tracker in self.trackers:  # what a run wrote before it ended, on disk too
+            if not tracker.alive:
+                tracker.flush()
 
     def status_of(self, r: int, status: str) -> str:
         """A run that diverged or failed on its own says so, whatever the stack did."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_config, events, read_metrics
+from conftest import compose_config, events, read_metrics, run_cli
 
 from adaptrun.config_check import check_config
 from adaptrun.errors import ConfigError
@@ -214,3 +214,45 @@ def test_a_stacked_runs_own_error_fails_it_alone_but_a_full_disk_stops_the_stack
     records, runs = stack(None, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(OSError, match="No space"):
         records.evaluate(5, [{"a": 1.0}, {"a": 2.0}])
+
+
+PICKY = '''
+import torch
+from torch import nn
+
+
+class PickyTanh(nn.Module):
+    """tanh, except that the run seeded 1 refuses to be evaluated."""
+
+    def __init__(self):
+        super().__init__()
+        self.seed = torch.initial_seed()  # the run's seed: the runner seeds before building
+
+    def forward(self, x):
+        if not self.training and self.seed == 1:
+            raise ValueError("seed 1 refuses to be evaluated")
+        return torch.tanh(x)
+'''
+
+
+def test_a_stack_with_a_run_that_failed_alone_says_so_and_exits_1(tmp_path):
+    (tmp_path / "picky_act.py").write_text(PICKY)
+    args = [
+        "experiment=jagtap_discontinuous",
+        "activation=custom",
+        "activation._target_=picky_act.PickyTanh",
+        "trainer.stack=2",
+        "trainer.epochs=20",
+        "trainer.eval_every=10",
+        "hydra.run.dir=run",
+    ]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "adaptrun: error: 1 of 2 stacked runs failed: ValueError: seed 1 refuses to be "
+        f"evaluated; metrics.json in each run's folder under {tmp_path / 'run'}"
+    )
+    ok, failed = (read_metrics(tmp_path / "run" / f"seed={k}") for k in (0, 1))
+    assert ok["status"] == "completed" and ok["steps"] == 20 and ok["final_test_rel_l2"] > 0
+    assert failed["status"] == "failed" and failed["steps"] == 10
+    assert failed["error"] == "ValueError: seed 1 refuses to be evaluated"
