@@ -106,7 +106,9 @@ class FunctionTask:
         bottom.semilogy(x, (pred - target).abs().clamp_min(1e-12), "m-", lw=1)
         bottom.set_ylabel("|error|")
         bottom.set_xlabel("x")
-        fig.tight_layout()
+        # fixed margins that fit these labels: tight_layout measures every tick label
+        # (0.13 s a figure with it, 0.10 s without, paid by every run of a sweep)
+        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.1, top=0.97, hspace=0.08)
         return {"prediction": fig}
 
 
