@@ -332,14 +332,14 @@ def _train(
             # a stacked run that had already ended alone keeps its own status and reason
             status, error = ("failed", describe_error(exc)) if one.alive else (None, None)
             status = status or ("failed" if one.failed else "diverged")
-            one.finish(status, error=error, extra=_meta(spec, task, compiled))
+            one.finish(status, error=error, extra=_meta(spec, task, compiled, optimizer))
         raise
     _record_impl(trackers)
     metrics = _combined(
         [
             one.finish(
                 tracker.status_of(r, status) if stacked else status,
-                extra=_meta(spec, tasks[r], compiled),
+                extra=_meta(spec, tasks[r], compiled, optimizer),
             )
             for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
         ]
@@ -363,12 +363,19 @@ def _record_impl(trackers: list[Tracker]) -> None:
         one.hparams["activation.impl_used"] = used
 
 
-def _meta(spec: RunSpec, task: Task | None = None, compiled: bool | None = None) -> dict[str, Any]:
+def _meta(
+    spec: RunSpec,
+    task: Task | None = None,
+    compiled: bool | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, Any]:
     """What metrics.json records beside the numbers: what really ran."""
     settings = task.settings() if task is not None else {}
     if compiled is not None:
         settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
         settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
+    if optimizer is not None:  # torch's fused update kernel, or its loop over tensors
+        settings["optimizer_fused"] = all(g.get("fused") for g in optimizer.param_groups)
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
 
 

@@ -73,3 +73,34 @@ def test_prelu_weight_counts_as_an_activation_parameter_without_decay():
     optimizer = build_optimizer(model, cfg)
     exempt = [g for g in optimizer.param_groups if g["weight_decay"] == 0.0]
     assert {id(p) for p in exempt[0]["params"]} == {id(p) for p in params}
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"name": "adam", "lr": 1e-2, "betas": [0.9, 0.999], "weight_decay": 1e-3},
+        {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+    ],
+)
+def test_the_fused_optimizer_takes_the_for_loop_steps(cfg):
+    """Fused on a CPU: the same updates as torch's per-tensor loop, to float rounding."""
+    torch.manual_seed(0)
+    model = MLP((4,), [8, 8], 2, ActivationFactory(SlopeConfig(variant="neuronwise")))
+    twin = MLP((4,), [8, 8], 2, ActivationFactory(SlopeConfig(variant="neuronwise")))
+    twin.load_state_dict(model.state_dict())
+    start = [p.detach().clone() for p in model.parameters()]
+    fused = build_optimizer(model, cfg)
+    assert fused.defaults["fused"] is True
+    loop = build_optimizer(twin, cfg)
+    loop.defaults["fused"] = False
+    for group in loop.param_groups:
+        group["fused"] = False
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    for _ in range(20):
+        for net, opt in ((model, fused), (twin, loop)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(not torch.equal(a, b) for a, b in zip(model.parameters(), start, strict=True))

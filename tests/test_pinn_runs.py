@@ -58,6 +58,7 @@ def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars, compile
     metrics = read_metrics(run_dir)
     assert metrics["status"] == "completed"
     assert metrics["compiled"] is compiled
+    assert metrics["optimizer_fused"] is True  # Adam on a CPU: torch's fused kernel
     assert (
         0 < metrics["final_test_rel_l2"] < 1.5
         and metrics["best_test_rel_l2"] <= metrics["final_test_rel_l2"]
