@@ -147,5 +147,5 @@ def check_config(cfg: Mapping[str, Any]) -> Checked:
     check_trainable(cfg, model, task.capabilities, factory.capabilities)
     check_trainer(cfg["trainer"], full_batch=task.capabilities.full_batch)
     check_targets(cfg["targets"], task.goals)
-    check_stack(cfg, model, factory.capabilities)
+    check_stack(cfg, model, factory.capabilities, task.capabilities)
     return Checked(task, model, factory)

@@ -309,20 +309,20 @@ def _train(
                 log.info("resuming from %s at step %d", saver.path, start.step)
             runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
             log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
+            functional = caps.functional_loss
+            compiled = resolve_compile(cfg.trainer.compile, task, device, functional)
+            log.info(
+                "step: %s (trainer.compile=%s)",
+                "compiled" if compiled else "eager",
+                cfg.trainer.compile,
+            )
             if stacked:
-                functional = caps.functional_loss
                 step_fn = StackedStep(
-                    model, models[0], task, optimizer, tracker, loop.precision, functional
+                    model, models[0], task, optimizer, tracker, loop.precision, functional, compiled
                 )
             else:
-                compiled = resolve_compile(cfg.trainer.compile, task, device, caps.functional_loss)
-                log.info(
-                    "step: %s (trainer.compile=%s)",
-                    "compiled" if compiled else "eager",
-                    cfg.trainer.compile,
-                )
                 step_fn = build_step(
-                    model, task, compiled, loop.precision, cfg.optimizer, caps.functional_loss
+                    model, task, compiled, loop.precision, cfg.optimizer, functional
                 )
             status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
     except Exception as exc:

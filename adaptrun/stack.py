@@ -21,19 +21,26 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 from adaptrun.activations import Capabilities
 from adaptrun.errors import describe_error, require
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.stacking import PLAN_KEY
 from adaptrun.steps import Objective
+from adaptrun.tasks.registry import TaskCapabilities
 from adaptrun.track import Logged, LossWindow, Tracker
 
 
-def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Capabilities) -> None:
+def check_stack(
+    cfg: Mapping[str, Any],
+    model: ModelCapabilities,
+    activation: Capabilities,
+    task: TaskCapabilities,
+) -> None:
     """trainer.stack > 1 needs what stacking can reproduce exactly: a model and activation
-    whose capabilities say ``stackable``, an elementwise optimizer, no L-BFGS phase."""
+    whose capabilities say ``stackable``, an elementwise optimizer, no L-BFGS phase; a
+    compiled stack, a task whose loss runs under torch.func."""
     stack = cfg["trainer"]["stack"]
     require(
         isinstance(stack, int) and not isinstance(stack, bool) and stack >= 1,
@@ -72,9 +79,10 @@ def check_stack(cfg: Mapping[str, Any], model: ModelCapabilities, activation: Ca
         "L-BFGS's line search would couple the stacked runs; use trainer.stack=1",
     )
     require(
-        cfg["trainer"]["compile"] is not True,
-        "trainer.stack",
-        "stacked runs are not compiled yet; use trainer.compile=auto or false",
+        cfg["trainer"]["compile"] is not True or task.functional_loss,
+        "trainer.compile",
+        f"compiles stacks whose task's loss runs under torch.func (regression, "
+        f"physics-informed), not {cfg['task']['name']}; use trainer.compile=auto or false",
     )
 
 
@@ -126,6 +134,7 @@ class StackedTask:
         first = self.tasks[0]
         self.steps_per_epoch = first.steps_per_epoch
         self.goals = first.goals
+        self.compiled_step_pays = first.compiled_step_pays
 
     def train_batches(self, epoch: int) -> Iterator[Any]:
         streams = [task.train_batches(epoch) for task in self.tasks]
@@ -175,6 +184,10 @@ class StackedStep:
     the step is taken again, so the others go on exactly as they would have alone. An
     error no run raises alone (out of memory, an operation vmap does not support) is the
     stack's, and raised; so is every error without ``records`` (the benchmarks).
+
+    ``compiled``: each run's gradient as vmap over torch.func's grad, the whole of it one
+    compiled function (tasks whose loss runs under torch.func); the same gradients as the
+    backward of the summed losses.
     """
 
     def __init__(
@@ -186,6 +199,7 @@ class StackedStep:
         records: Casualties | None = None,
         precision: str = "fp32",
         functional: bool = False,
+        compiled: bool = False,
     ) -> None:
         self.stacked, self.optimizer, self.records = stacked, optimizer, records
         self.objective = Objective(template, task.tasks[0], functional)
@@ -193,6 +207,14 @@ class StackedStep:
         device = next(stacked.parameters()).device
         self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
         self.shadow = list(range(self.runs))  # slot -> the run whose batch it takes
+        self.compiled = None
+        if compiled:
+
+            def one(params: dict, buffers: dict, batch: Any) -> tuple[torch.Tensor, tuple]:
+                total, loss, penalty = self.one_run({**params, **buffers}, batch)
+                return total, (loss, penalty)
+
+            self.compiled = torch.compile(vmap(grad_and_value(one, has_aux=True)))
 
     def one_run(self, state: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
         named = {f"model.{k}": v for k, v in state.items()}
@@ -219,6 +241,17 @@ class StackedStep:
 
     def all_runs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.shadowed(batch)
+        if self.compiled is not None:
+            params = dict(self.stacked.named_parameters())
+            detached = {name: p.detach() for name, p in params.items()}
+            with self.autocast:
+                grads, (_, (losses, penalties)) = self.compiled(
+                    detached, dict(self.stacked.named_buffers()), batch
+                )
+            for name, param in params.items():
+                if param.requires_grad:
+                    param.grad = grads[name]
+            return losses, penalties
         with self.autocast:
             totals, losses, penalties = vmap(self.one_run)(self.state(), batch)
         totals.sum().backward()

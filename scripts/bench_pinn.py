@@ -66,7 +66,9 @@ def _rate(
     return steps / (time.perf_counter() - start)
 
 
-def _stacked_rate(cfg: Any, task: Any, runs: int, steps: int, device: torch.device) -> float:
+def _stacked_rate(
+    cfg: Any, task: Any, runs: int, steps: int, device: torch.device, compiled: bool = False
+) -> float:
     """Runs x steps per second of ``runs`` seeds trained as one vmapped stack."""
     models = []
     for r in range(runs):
@@ -74,7 +76,7 @@ def _stacked_rate(cfg: Any, task: Any, runs: int, steps: int, device: torch.devi
         models.append(build_model(cfg.model, task.input_shape, 1, _factory(cfg)).to(device))
     stacked = stack_models(models)
     tasks = StackedTask([task] * runs, models)
-    step = StackedStep(stacked, models[0], tasks, functional=True)
+    step = StackedStep(stacked, models[0], tasks, functional=True, compiled=compiled)
     batch = next(iter(tasks.train_batches(0)))
     return runs * _rate(step, stacked, batch, steps, device)
 
@@ -167,7 +169,14 @@ def main() -> None:
         for a, b in zip(model.parameters(), twins[0].parameters(), strict=True)
     )
     rates = {name: _rate(step, m, batch, args.steps, device) for name, (step, m) in paths.items()}
-    stacked = _stacked_rate(cfg, forward, args.runs, args.steps, device)
+    stacked = {
+        f"forward stacked, {args.runs} runs": _stacked_rate(
+            cfg, forward, args.runs, args.steps, device
+        ),
+        f"forward stacked compiled, {args.runs}": _stacked_rate(
+            cfg, forward, args.runs, args.steps, device, compiled=True
+        ),
+    }
     peer = deepxde_peer.deepxde_rate(cfg, batch, args.steps) if args.peer else None
 
     if device.type == "cuda":
@@ -192,11 +201,11 @@ def main() -> None:
         print(
             f"{path:<30}{first[path][1]:>16.2f}{rate:>10.1f}{rate / base:>8.2f}{peer_ratio(rate)}"
         )
-    label = f"forward stacked, {args.runs} runs"
-    print(
-        f"{label:<30}{'':>16}{stacked:>10.1f}{stacked / base:>8.2f}{peer_ratio(stacked)}"
-        "  (runs x steps/s)"
-    )
+    for label, rate in stacked.items():
+        print(
+            f"{label:<30}{'':>16}{rate:>10.1f}{rate / base:>8.2f}{peer_ratio(rate)}"
+            "  (runs x steps/s)"
+        )
     if peer:
         label = f"DeepXDE {peer[0]} (autograd)"
         print(f"{label:<30}{'':>16}{peer[1]:>10.1f}{peer[1] / base:>8.2f}{peer_ratio(peer[1])}")

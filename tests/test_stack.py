@@ -121,7 +121,7 @@ def test_report_shows_stacked_runs_as_runs(tmp_path):
         ("model=lenet", "got model=lenet"),  # its dropout
         ("optimizer=molf", "stacks adam and sgd runs"),
         ("trainer.lbfgs_steps=5", "L-BFGS"),
-        ("trainer.compile=true", "not compiled yet"),
+        ("trainer.compile=true", "compiles stacks whose task's loss runs under torch.func"),
     ],
 )
 def test_what_stacking_cannot_reproduce_is_refused(override, reason):
@@ -132,9 +132,30 @@ def test_what_stacking_cannot_reproduce_is_refused(override, reason):
         args += ["activation=adact"]
     if override == "model=lenet":
         args += ["dataset=mnist"]  # LeNet needs 16x16 or more; nothing is loaded here
-    with pytest.raises(ConfigError, match=r"trainer\.stack") as err:
+    with pytest.raises(ConfigError, match=r"trainer\.(stack|compile)") as err:
         check_config(compose_config(args))
     assert reason in str(err.value)
+
+
+def test_a_compiled_stack_takes_the_eager_stacks_steps(tmp_path):
+    """trainer.compile=true on a stack: vmap over torch.func's grad, compiled; each run's
+    numbers as the eager stack's (the backward of the summed losses), to float rounding."""
+    args = [
+        "experiment=jagtap_discontinuous",
+        "activation=neuronwise_slope",
+        "activation.slope_recovery=1",
+        "trainer.stack=2",
+        "trainer.epochs=30",
+        "trainer.eval_every=10",
+    ]
+    compiled = run(compose_config([*args, "trainer.compile=true"]), tmp_path / "compiled")
+    eager = run(compose_config([*args, "trainer.compile=false"]), tmp_path / "eager")
+    for mine, theirs in zip(compiled["runs"], eager["runs"], strict=True):
+        assert (mine["compiled"], theirs["compiled"]) == (True, False)
+        assert mine["status"] == theirs["status"] == "completed"
+        for key in ("final_train_loss", "final_test_rel_l2", "final_test_mse"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4), key
+    assert compiled["runs"][0]["final_train_loss"] != compiled["runs"][1]["final_train_loss"]
 
 
 def test_lenet_without_dropout_stacks():
