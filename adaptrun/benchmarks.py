@@ -285,7 +285,7 @@ def stack_rows(args: Sizes, device: torch.device) -> list[list]:
 class _CrossEntropy:
     """The classification loss alone, for StackedTask."""
 
-    steps_per_epoch, goals = 1, {}
+    steps_per_epoch, goals, compiled_step_pays = 1, {}, False
 
     def loss(self, model: nn.Module, batch: tuple, functional: bool = False) -> torch.Tensor:
         return F.cross_entropy(model(batch[0]), batch[1])
