@@ -62,8 +62,12 @@ def timed_sweep(args: list[str], stacked: bool, folder: Path) -> float:
     return seconds
 
 
-def step_seconds(activation: str, ns: list[str], seeds: int, steps: int) -> tuple[float, float]:
-    """Seconds per step of one unstacked run and of the stack of all (n, seed) runs."""
+def step_seconds(
+    activation: str, ns: list[str], seeds: int, steps: int, compiled: bool = False
+) -> dict[str, float]:
+    """Seconds per step of one unstacked run (``one``) and of the stack of all (n, seed)
+    runs (``stacked``); with ``compiled``, of that stack compiled too, and the seconds
+    of its first call (``compile``: the compile, cold unless inductor's cache has it)."""
     tasks, models = [], []
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         for n in ns:
@@ -77,26 +81,36 @@ def step_seconds(activation: str, ns: list[str], seeds: int, steps: int) -> tupl
                 tasks.append(task)
                 models.append(build_model(cfg.model, task.input_shape, 1, factory))
     functional = checked.task.capabilities.functional_loss
-    one = (eager_step(models[0], tasks[0]), build_optimizer(models[0], cfg.optimizer))
-    stacked = stack_models(models)
     stack_task = StackedTask(tasks, models)
-    together = (
-        StackedStep(stacked, models[0], stack_task, functional=functional),
-        build_optimizer(stacked, cfg.optimizer),
-    )
-    batches = (next(tasks[0].train_batches(0)), next(stack_task.train_batches(0)))
-    rounds: list[list[float]] = [[], []]
-    for _ in range(3):  # interleaved, so both see the same machine
-        for k, ((step, optimizer), batch) in enumerate(zip((one, together), batches, strict=True)):
-            for _ in range(5):
-                step(batch)
+    batch, stacked_batch = next(tasks[0].train_batches(0)), next(stack_task.train_batches(0))
+    paths = {"one": (eager_step(models[0], tasks[0]), models[0], batch)}
+    for name, compile_it in [("stacked", False), ("stacked compiled", True)][: 1 + compiled]:
+        stacked = stack_models(models)
+        step = StackedStep(
+            stacked, models[0], stack_task, functional=functional, compiled=compile_it
+        )
+        paths[name] = (step, stacked, stacked_batch)
+    optimizers = {name: build_optimizer(m, cfg.optimizer) for name, (_, m, _) in paths.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    first = {}
+    for _ in range(3):  # interleaved, so all see the same machine
+        for name, (step, _, data) in paths.items():
+            start = time.perf_counter()
+            step(data)
+            first.setdefault(name, time.perf_counter() - start)
+            for _ in range(4):
+                step(data)
+            optimizer = optimizers[name]
             start = time.perf_counter()
             for _ in range(steps):
                 optimizer.zero_grad(set_to_none=True)
-                step(batch)
+                step(data)
                 optimizer.step()
-            rounds[k].append((time.perf_counter() - start) / steps)
-    return statistics.median(rounds[0]), statistics.median(rounds[1])
+            seconds[name].append((time.perf_counter() - start) / steps)
+    result = {name: statistics.median(values) for name, values in seconds.items()}
+    if compiled:
+        result["compile"] = first["stacked compiled"]
+    return result
 
 
 def main() -> None:
@@ -105,6 +119,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--small", action="store_true", help="one activation, n=1,5, 2 seeds")
     parser.add_argument("--timing-steps", type=int, default=200)
+    parser.add_argument(
+        "--compiled", action="store_true", help="also time the stacks compiled (trainer.compile)"
+    )
     args = parser.parse_args()
     activations, ns, seeds, epochs = ACTIVATIONS, ["1", "5", "10"], args.seeds, args.epochs
     if args.small:
@@ -118,11 +135,14 @@ def main() -> None:
     torch.set_num_threads(resolve_threads("auto"))  # as each sweep's runs take them
     keep_freed_memory()
     runs_per_activation = len(ns) * seeds
-    basic_steps = stacked_steps = 0.0
+    basic_steps = stacked_steps = compiled_steps = compile_seconds = 0.0
     for activation in activations:
-        one, stack = step_seconds(activation, ns, seeds, args.timing_steps)
-        basic_steps += runs_per_activation * epochs * one
-        stacked_steps += epochs * stack  # one stack per activation
+        times = step_seconds(activation, ns, seeds, args.timing_steps, args.compiled)
+        basic_steps += runs_per_activation * epochs * times["one"]
+        stacked_steps += epochs * times["stacked"]  # one stack per activation
+        if args.compiled:
+            compiled_steps += epochs * times["stacked compiled"]
+            compile_seconds += times["compile"]
     runs = len(activations) * runs_per_activation
     print(f"{runs} runs: {' '.join(sweep)}  ({torch.get_num_threads()} threads)\n")
     print("| | basic (s) | stacked (s) | ratio |\n|---|---|---|---|")
@@ -133,7 +153,15 @@ def main() -> None:
         f"| training steps alone | {basic_steps:.2f} | {stacked_steps:.2f} | "
         f"{basic_steps / stacked_steps:.2f} |"
     )
+    if args.compiled:
+        with_compile = compiled_steps + compile_seconds
+        print(
+            f"| training steps alone, stacks compiled (+ {compile_seconds:.1f} s of first "
+            f"calls) | {basic_steps:.2f} | {with_compile:.2f} | {basic_steps / with_compile:.2f} |"
+        )
     print(f"\nceiling (basic whole sweep / stacked steps alone): {basic_wall / stacked_steps:.2f}x")
+    if args.compiled:
+        print(f"ceiling, stacks compiled: {basic_wall / with_compile:.2f}x")
 
 
 if __name__ == "__main__":
