@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from adaptrun.errors import UserError, describe_error
+from adaptrun.errors import UserError, describe_error, disk_full
 from adaptrun.interrupt import STOP
 from adaptrun.options import help_text
 from adaptrun.registry import load_plugins
@@ -183,7 +182,7 @@ def _run_recorded(
         error = describe_error(exc)
         what = "run" if len(entries) == 1 else "stacked runs"
         print(f"adaptrun: {what} failed ({job_dir}): {error}", file=sys.stderr)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        if disk_full(exc):
             DISK_FULL.append(str(job_dir))
         for num, folder, given in entries:
             _record(sweep_dir, num, folder, "failed", error, given)

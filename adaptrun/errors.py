@@ -1,5 +1,6 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 
+import errno
 import math
 
 
@@ -18,6 +19,11 @@ class ConfigError(UserError, ValueError):
 
 class DatasetError(UserError):
     """Dataset files missing, corrupt or unreadable; the message says where and what to do."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """A write that found no space left: the machine's failure, not one run's."""
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def describe_error(exc: BaseException) -> str:

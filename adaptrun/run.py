@@ -330,8 +330,8 @@ def _train(
         _record_impl(trackers)
         for spec, one, task in zip(specs, trackers, tasks, strict=True):
             # a stacked run that had already ended alone keeps its own status and reason
-            status, error = ("failed", describe_error(exc)) if one.alive else (None, None)
-            status = status or ("failed" if one.failed else "diverged")
+            status = "failed" if one.alive or one.failed else "diverged"
+            error = describe_error(exc) if one.alive else None
             one.finish(status, error=error, extra=_meta(spec, task, compiled, optimizer))
         raise
     _record_impl(trackers)

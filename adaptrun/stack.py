@@ -15,7 +15,6 @@ tensors takes each run's own step; the schedule is the same for every run.
 from __future__ import annotations
 
 import copy
-import errno
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -24,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from adaptrun.activations import Capabilities
-from adaptrun.errors import describe_error, require
+from adaptrun.errors import describe_error, disk_full, require
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.stacking import PLAN_KEY
 from adaptrun.steps import Objective
@@ -150,8 +149,7 @@ class StackedTask:
 
 
 def _out_of_room(exc: Exception) -> bool:
-    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-    return full or isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+    return disk_full(exc) or isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 
 def _caught(evaluate: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> Any:
