@@ -165,8 +165,8 @@ def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, 
             assert mine["error"] == "ValueError: no metrics for n = 5"
             assert mine["final_test_rel_l2"] is None and mine["final_train_loss"] > 0
             continue
-        given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in combo}
-        twin = run(compose_config(combo), tmp_path / f"twin{num}", given)
+        alone = dict(o.split("=", 1) for o in combo)
+        twin = run(compose_config(combo), tmp_path / f"twin{num}", alone)
         assert mine["status"] == twin["status"] == "completed"
         assert_same_run(mine, twin)
         ours, theirs = (
