@@ -102,6 +102,11 @@ class Tracker:
         self.failed = False  # ended by an exception of its own (a stacked run's, alone)
         self.why: str | None = None  # why the run diverged or failed
 
+    @property
+    def prefix(self) -> str:
+        """What this run's log lines start with: its name, within a stack."""
+        return f"{self.name}: " if self.name else ""
+
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
@@ -131,16 +136,14 @@ class Tracker:
             self.alive = False
             loss, penalty = next(iter(bad.values()))
             self.why = f"the training loss was {loss:g} (penalty {penalty:g}) at step {self.step}"
-            prefix = f"{self.name}: " if self.name else ""
-            log.warning("%srun diverged: %s", prefix, self.why)
+            log.warning("%srun diverged: %s", self.prefix, self.why)
 
     def fail(self, error: str) -> None:
         """This run raised on its own (within a stack, whose other runs go on): it failed
         and records no more."""
         if self.alive:
             self.alive, self.failed, self.why = False, True, error
-            prefix = f"{self.name}: " if self.name else ""
-            log.warning("%srun failed: %s", prefix, error)
+            log.warning("%srun failed: %s", self.prefix, error)
 
     def evaluate(self, step: int, metrics: Mapping[str, float], final: bool = False) -> None:
         """Record test metrics, slopes and (at chosen steps, and at the end) figures."""
@@ -153,9 +156,8 @@ class Tracker:
         if self.figures is not None and (final or step in self.figure_steps):
             self._draw(step)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in self.history.latest().items())
-        prefix = f"{self.name}: " if self.name else ""
         epoch = step / self.history.steps_per_epoch
-        log.info("%sstep %d (epoch %.2f): %s", prefix, step, epoch, shown)
+        log.info("%sstep %d (epoch %.2f): %s", self.prefix, step, epoch, shown)
 
     def end(self, evaluate: Callable[[], Mapping[str, float]]) -> None:
         """The final evaluation and figures, unless this step has them already."""

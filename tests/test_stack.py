@@ -205,7 +205,7 @@ def test_a_stacked_runs_own_error_fails_it_alone_but_a_full_disk_stops_the_stack
     from adaptrun.track import Tracker
 
     class Run(SimpleNamespace):
-        fail = Tracker.fail
+        fail, prefix = Tracker.fail, Tracker.prefix
 
         def evaluate(self, step, metrics):
             if isinstance(self.raises, Exception):
