@@ -7,11 +7,13 @@ stood, so a resumed run takes the same steps as one that was never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import io
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from adaptrun.errors import UserError
-from adaptrun.files import replace_atomically
+from adaptrun.files import refuse_link, replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,60 @@ def save_atomic(path: Path, state: Mapping[str, Any]) -> None:
     replace_atomically(path, lambda f: f.write(buffer.getbuffer()))
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents; ValueError (or torch's own error) if it is not one."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"not an adaptrun checkpoint of format {FORMAT}")
+    missing = {"position", "model", "optimizer", "schedule", "rng", "tracker", "config"}
+    missing -= set(state)
+    if missing:
+        raise ValueError(f"missing {', '.join(sorted(missing))}")
+    if not isinstance(state["config"], dict) or not isinstance(state["position"], dict):
+        raise ValueError("its config or position is not a mapping")
+    return state
+
+
+def set_aside(path: Path, exc: BaseException) -> None:
+    """Move a checkpoint that cannot be used to ``<name>.corrupt``, with one warning line;
+    the run starts from scratch."""
+    aside = path.with_name(path.name + ".corrupt")
+    refuse_link(aside)
+    os.replace(path, aside)
+    text = " ".join(str(exc).split())
+    log.warning(
+        "checkpoint %s is corrupt (%s: %s); moved to %s, starting from scratch",
+        path,
+        type(exc).__name__,
+        text[:200] + ("..." if len(text) > 200 else ""),
+        aside.name,
+    )
+
+
+def check_written_for(path: Path, config: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint written by another config, touching nothing (before the run
+    takes its folder's lock); one that cannot be read is left for ``load`` to set aside."""
+    refuse_link(path)
+    if not path.exists():
+        return
+    try:
+        state = _read(path)
+    except Exception:
+        return
+    _compare(path, state["config"], config)
+
+
+def _compare(path: Path, written: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    differs = sorted(k for k in set(config) | set(written) if config.get(k) != written.get(k))
+    if differs:
+        shown = ", ".join(f"{k} ({written.get(k)!r} -> {config.get(k)!r})" for k in differs[:5])
+        raise UserError(
+            f"{path} was written by a run with another config ({shown}"
+            f"{', ...' if len(differs) > 5 else ''}); resume with the same settings, "
+            f"or delete the checkpoint / choose another folder to start over"
+        )
+
+
 def load(path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
     """The checkpoint at ``path`` if it can be trusted, else None (and why, in the log).
 
@@ -106,39 +162,43 @@ def load(path: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
     ``<name>.corrupt`` and the run starts from scratch. One written for another
     config is refused: resuming it would silently mix two experiments.
     """
+    refuse_link(path)
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"not an adaptrun checkpoint of format {FORMAT}")
-        missing = {"position", "model", "optimizer", "schedule", "rng", "tracker"} - set(state)
-        if missing:
-            raise ValueError(f"missing {', '.join(sorted(missing))}")
+        state = _read(path)
     except Exception as exc:
-        aside = path.with_name(path.name + ".corrupt")
-        os.replace(path, aside)
-        log.warning(
-            "checkpoint %s is corrupt (%s: %s); moved to %s, starting from scratch",
-            path,
-            type(exc).__name__,
-            str(exc).splitlines()[0] if str(exc) else "",
-            aside.name,
-        )
+        set_aside(path, exc)
         return None
-    differs = sorted(
-        k for k in set(config) | set(state["config"]) if config.get(k) != state["config"].get(k)
-    )
-    if differs:
-        shown = ", ".join(
-            f"{k} ({state['config'].get(k)!r} -> {config.get(k)!r})" for k in differs[:5]
-        )
-        raise UserError(
-            f"{path} was written by a run with another config ({shown}"
-            f"{', ...' if len(differs) > 5 else ''}); resume with the same settings, "
-            f"or delete the checkpoint / choose another folder to start over"
-        )
+    _compare(path, state["config"], config)
     return state
+
+
+class Unusable(ValueError):
+    """A checkpoint that loaded but does not fit the run it would resume."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a checkpoint's position must fit: the run's step budget and epochs."""
+
+    total_steps: int
+    steps_per_epoch: int
+    epochs: int
+
+    def check(self, position: Position) -> None:
+        """Where the loop stands is one it can reach: within the budget, and the step
+        count the epoch and batch give (a crafted step past the end would say
+        ``completed`` after no training)."""
+        if not (
+            0 <= position.epoch <= self.epochs
+            and 0 <= position.batch <= self.steps_per_epoch
+            and 0 <= position.step <= self.total_steps
+        ):
+            raise Unusable(f"position {position} is outside the run's {self.total_steps} steps")
+        expected = min(position.epoch * self.steps_per_epoch + position.batch, self.total_steps)
+        if position.step != expected:
+            raise Unusable(f"position {position}: epoch and batch give step {expected}")
 
 
 class Checkpoints:
@@ -181,12 +241,69 @@ class Checkpoints:
         state.update({name: obj.state_dict() for name, obj in self.objects.items()})
         save_atomic(self.path, state)
 
-    def apply(self, state: Mapping[str, Any]) -> Position:
-        """Put a loaded checkpoint's state into the run's objects; where to go on from."""
-        for name, obj in self.objects.items():
-            obj.load_state_dict(state[name])
-        set_rng_state(state["rng"])
-        return Position(**state["position"])
+    def apply(self, state: Mapping[str, Any], plan: Plan) -> Position:
+        """Put a loaded checkpoint's state into the run's objects; where to go on from.
+
+        All or nothing: a state that does not apply in full (a tensor of another shape, a
+        bad RNG entry, a position the run cannot reach, an optimizer whose settings are
+        not the config's) leaves every object as it was, the file is set aside and the
+        run starts from scratch (Position())."""
+        fresh = {name: copy.deepcopy(obj.state_dict()) for name, obj in self.objects.items()}
+        rng = rng_state()
+        try:
+            position = Position(**state["position"])
+            plan.check(position)
+            settings = _optimizer_settings(self.objects.get("optimizer"))
+            for name, obj in self.objects.items():
+                obj.load_state_dict(state[name])
+            set_rng_state(state["rng"])
+            _check_resumed(self.objects, position, settings)
+        except Exception as exc:
+            for name, obj in self.objects.items():
+                obj.load_state_dict(fresh[name])
+            set_rng_state(rng)
+            set_aside(self.path, exc)
+            return Position()
+        return position
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _optimizer_settings(optimizer: Any) -> list[dict[str, Any]]:
+    """Each parameter group's settings as the config made them (not its parameters)."""
+    if optimizer is None:
+        return []
+    return [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+def _check_resumed(objects: Mapping[str, Any], position: Position, settings: list[Any]) -> None:
+    """The applied state is the one this config would have reached: the same optimizer
+    settings (learning rate included, as the schedule gives it at this step), the
+    optimizer's moments shaped like their parameters, the tracker at the same step."""
+    optimizer, schedule = objects.get("optimizer"), objects.get("schedule")
+    if optimizer is not None:
+        if len(optimizer.param_groups) != len(settings):
+            raise Unusable("its optimizer has another number of parameter groups")
+        for group, made in zip(optimizer.param_groups, settings, strict=True):
+            for key, value in made.items():
+                if key != "lr" and group.get(key) != value:
+                    raise Unusable(
+                        f"optimizer {key} {group.get(key)!r} is not the config's {value!r}"
+                    )
+            for param in group["params"]:
+                for name, moment in optimizer.state.get(param, {}).items():
+                    shaped = torch.is_tensor(moment) and moment.dim() > 0
+                    if shaped and moment.shape != param.shape:
+                        raise Unusable(f"optimizer {name} of shape {tuple(moment.shape)}")
+    if schedule is not None and optimizer is not None:
+        if getattr(schedule, "last_epoch", position.step) != position.step:
+            raise Unusable(f"its schedule stands at step {schedule.last_epoch}")
+        factors = [fn(position.step) for fn in getattr(schedule, "lr_lambdas", [])]
+        for group, factor in zip(optimizer.param_groups, factors, strict=False):
+            expected = group["initial_lr"] * factor
+            if not math.isclose(group["lr"], expected, rel_tol=1e-6, abs_tol=1e-12):
+                raise Unusable(f"learning rate {group['lr']!r}, the schedule gives {expected!r}")
+    tracker = objects.get("tracker")
+    if tracker is not None and getattr(tracker, "step", position.step) != position.step:
+        raise Unusable(f"its records stand at step {tracker.step}, its position at {position.step}")

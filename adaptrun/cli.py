@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.errors import UserError, describe_error, disk_full
 from adaptrun.interrupt import STOP
+from adaptrun.messages import hydra_error, one_line
 from adaptrun.options import help_text
 from adaptrun.registry import load_plugins
 from adaptrun.resolvers import register_resolvers
@@ -54,13 +59,13 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     except UserError as exc:
         if hydra_cfg.verbose:  # hydra.verbose=true: the full traceback too
             raise
-        print(f"adaptrun: error: {exc}", file=sys.stderr)
+        print(f"adaptrun: error: {one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # recorded in metrics.json, the traceback in the run's log
         if hydra_cfg.verbose:
             raise
         print(
-            f"adaptrun: error: run failed: {describe_error(exc)}; the traceback is in "
+            f"adaptrun: error: run failed: {one_line(describe_error(exc))}; the traceback is in "
             f"{run_dir / 'adaptrun.log'}",
             file=sys.stderr,
         )
@@ -215,11 +220,25 @@ def main() -> None:
         return
     if not PRINT_ONLY & set(sys.argv[1:]):
         load_plugins()  # the typed schemas every option's yaml extends
+    # Hydra prints its own compose and override errors over many lines and exits 1; with
+    # HYDRA_FULL_ERROR it raises them instead, and they are shortened here (a user who
+    # set it gets Hydra's full traceback, as Hydra documents)
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    warnings.filterwarnings("error", message="provider=hydra.searchpath.*is not available")
     try:
         _main()
     except KeyboardInterrupt:  # Ctrl-C before training started (while training, STOP has it)
         print("adaptrun: interrupted before training started; nothing to resume", file=sys.stderr)
         sys.exit(128 + 2)
+    except (HydraException, OmegaConfBaseException, UserWarning) as exc:
+        if full_error:
+            raise
+        print(f"adaptrun: error: {hydra_error(exc)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if not full_error:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 if __name__ == "__main__":

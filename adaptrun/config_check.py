@@ -7,7 +7,7 @@ between parts, asking the entries' capabilities.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,12 +15,15 @@ import torch
 from adaptrun.activations import ActivationFactory
 from adaptrun.activations.family import require as require_activation
 from adaptrun.activations.fused import triton_usable
+from adaptrun.data import DATASETS
+from adaptrun.data.augment import check_augmentation
 from adaptrun.errors import is_count, is_number, require
 from adaptrun.fastpaths import PRECISIONS
-from adaptrun.models import ModelCapabilities, check_model
+from adaptrun.models import MODELS, ModelCapabilities, check_model
 from adaptrun.optim import check_optimizer, check_trainable
+from adaptrun.schemas import check_root, check_section
 from adaptrun.stack import check_stack
-from adaptrun.tasks import TaskEntry, check_task
+from adaptrun.tasks import TASKS, TaskEntry, check_task
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -127,14 +130,29 @@ def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:
     for name, values in targets.items():
         require(name in goals, f"targets.{name}", f"unknown metric; valid: {', '.join(goals)}")
         require(
+            isinstance(values, Sequence) and not isinstance(values, str),
+            f"targets.{name}",
+            f"must be a list of numbers, e.g. [0.9, 0.95] (got {values!r})",
+        )
+        require(
             all(is_number(v) for v in values),
             f"targets.{name}",
             f"must be a list of numbers (got {list(values)})",
         )
 
 
+def check_sections(cfg: Mapping[str, Any]) -> None:
+    """Every key of the config is a setting of its section's schema, of its type."""
+    check_root(cfg)
+    for key, registry in (("task", TASKS), ("model", MODELS), ("dataset", DATASETS)):
+        entry = registry[cfg[key]["name"]]
+        check_section(key, cfg[key], entry.config, f"{key} {entry.name}")
+    check_augmentation(cfg["augmentation"])
+
+
 def check_config(cfg: Mapping[str, Any]) -> Checked:
     """Raise ConfigError for the first value that cannot work; cheap, touches no data."""
+    check_sections(cfg)
     require(
         isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool),
         "seed",

@@ -46,3 +46,15 @@ def require(ok: bool, key: str, message: str) -> None:
     """Raise ConfigError(key, message) unless ok."""
     if not ok:
         raise ConfigError(key, message)
+
+
+def config_problem(exc: BaseException) -> str:
+    """What a config check found, for one line: a ConfigError's (or an interpolation
+    error's) own words; anything else the check raised is a value it could not read, named
+    by its type so that the message still says what went wrong."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = str(exc).strip()
+    if type(exc).__module__.startswith("omegaconf"):
+        return text
+    return f"a config value could not be checked ({type(exc).__name__}: {text})"

@@ -12,13 +12,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun import sweep
 from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
+from adaptrun.errors import config_problem
 from adaptrun.files import free_space, hold_space, write_text_atomic
 from adaptrun.lock import FolderBusy, folder_lock
+from adaptrun.messages import one_line
 
 # The sweep folder's lock while the sweep runs; kept off the callback, which launchers
 # (submitit) pickle.
@@ -26,7 +26,7 @@ SWEEP_LOCK = contextlib.ExitStack()
 
 
 def fail(message: str) -> None:
-    print(f"adaptrun: error: {message}", file=sys.stderr)
+    print(f"adaptrun: error: {one_line(message)}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -57,8 +57,8 @@ class FailFast(Callback):
         job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             check_config(job)
-        except (ConfigError, OmegaConfBaseException) as exc:  # the latter: a bad interpolation
-            fail(str(exc).strip().replace("\n", "; "))
+        except Exception as exc:  # a bad interpolation, or a check that met what it cannot read
+            fail(config_problem(exc))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check the sweep folder and every job's config before any job starts."""

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adaptrun.errors import UserError
+from adaptrun.files import open_nofollow, refuse_link
 
 log = logging.getLogger(__name__)
 LOCK = ".adaptrun.lock"
@@ -34,8 +35,9 @@ class FolderBusy(UserError):
 def folder_lock(folder: Path, what: str = "run") -> Iterator[None]:
     """Hold ``folder``'s lock for the block; FolderBusy if another process holds it."""
     path = Path(folder) / LOCK
+    refuse_link(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

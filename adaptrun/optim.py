@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,10 +14,47 @@ from adaptrun.activations import Capabilities, activation_parameters
 from adaptrun.errors import is_count, is_number, require
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.molf import Passive
+from adaptrun.schemas import check_section
 from adaptrun.tasks.registry import TaskCapabilities
 
 OPTIMIZERS = ("sgd", "adam", "molf")
 SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclasses.dataclass
+class ScheduledConfig:
+    """The keys of a first-order optimizer: its rate, decay and schedule."""
+
+    name: str = ""
+    lr: Any = 0.001
+    weight_decay: Any = 0.0
+    schedule: Any = "constant"
+    milestones: list[Any] = dataclasses.field(default_factory=list)
+    gamma: Any = 0.1
+
+
+@dataclasses.dataclass
+class AdamConfig(ScheduledConfig):
+    betas: list[Any] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclasses.dataclass
+class SGDConfig(ScheduledConfig):
+    momentum: Any = 0.0
+    nesterov: Any = False
+
+
+@dataclasses.dataclass
+class MolfConfig:
+    name: str = "molf"
+    lr: Any = 0.0
+    owo: Any = "mse"
+    newton_steps: Any = 3
+    l2: Any = 0.001
+    tol: Any = 1e-10
+
+
+SCHEMAS: dict[str, type] = {"adam": AdamConfig, "sgd": SGDConfig, "molf": MolfConfig}
 
 
 def check_optimizer(cfg: Mapping[str, Any]) -> None:
@@ -25,6 +63,7 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
         "optimizer.name",
         f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}",
     )
+    check_section("optimizer", cfg, SCHEMAS[cfg["name"]], f"optimizer {cfg['name']}")
     if cfg["name"] == "molf":
         require(
             cfg["owo"] in ("mse", "newton"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ from adaptrun.checkpoint import fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
 from adaptrun.errors import UserError, describe_error
 from adaptrun.events import truncate_events
-from adaptrun.files import reserved_space, write_text_atomic
+from adaptrun.files import (
+    check_control_files,
+    check_name_lengths,
+    free_space,
+    hold_space,
+    write_text_atomic,
+)
 from adaptrun.history import History
 from adaptrun.hparams import run_hparams
 from adaptrun.interrupt import STOP
@@ -67,8 +74,13 @@ def finished_run(run_dir: Path, config_hash: str) -> dict[str, Any] | None:
         return None
     try:
         metrics = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # unreadable: train again, it is rewritten at the end
+    except (OSError, ValueError) as exc:
+        metrics, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = f"it holds {type(metrics).__name__}, not an object"
+    if not isinstance(metrics, dict):  # damaged: train again, it is rewritten at the end
+        log.warning("%s is damaged (%s); the run trains again", path, " ".join(why.split()))
+        return None
     if metrics.get("status") not in ("completed", "diverged"):
         return None
     if metrics.get("config_hash") != config_hash:
@@ -181,14 +193,19 @@ def run(
     run_dir = Path(run_dir)
     config = flat_config(OmegaConf.to_container(cfg, resolve=True))
     specs = run_specs(cfg, run_dir, overrides or {}, config)
-    finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
-    if all(m is not None for m in finished):
-        for spec, metrics in zip(specs, finished, strict=True):
-            log.info("%s already %s: skipped", spec.run_dir, metrics["status"])
-        return {**_combined(finished), "skipped": True}
+    for folder in {run_dir, *(spec.run_dir for spec in specs)}:
+        check_name_lengths(folder)
+        check_control_files(folder)
+    skipped = _skipped(specs)
+    if skipped is not None:
+        return skipped
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
         return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
-    with folder_lock(run_dir), STOP.installed(), reserved_space(run_dir):
+    checkpoint.check_written_for(run_dir / checkpoint.FILENAME, config)  # before the lock
+    with folder_lock(run_dir), STOP.installed(), _reserve(run_dir, specs):
+        skipped = _skipped(specs)  # another process may have finished it while we waited
+        if skipped is not None:
+            return skipped
         resumed = checkpoint.load(run_dir / checkpoint.FILENAME, config)
         try:
             _write_configs(run_dir, specs, hydra_files or {})
@@ -198,6 +215,32 @@ def run(
         torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
         keep_freed_memory()
         return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep)
+
+
+def _skipped(specs: list[RunSpec]) -> dict[str, Any] | None:
+    """The metrics of a job all of whose runs already ended here for good, else None."""
+    finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
+    if not all(m is not None for m in finished):
+        return None
+    for spec, metrics in zip(specs, finished, strict=True):
+        log.info("%s already %s: skipped", spec.run_dir, metrics["status"])
+    return {**_combined(finished), "skipped": True}
+
+
+@contextlib.contextmanager
+def _reserve(run_dir: Path, specs: list[RunSpec]) -> Iterator[None]:
+    """``reserved_space`` for the job; a disk too full to hold it fails every run there
+    and then, while its small metrics.json still fits (no TensorBoard writer exists yet)."""
+    try:
+        hold_space(run_dir)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            _record_failure(exc, specs)
+        raise
+    try:
+        yield
+    finally:
+        free_space(run_dir)
 
 
 def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str, str]) -> None:
@@ -304,8 +347,9 @@ def _train(
     selfcheck.begin_run()
     try:
         with trackers[0].progress.logging():  # log lines go around the bar, not through it
-            start = saver.apply(resumed) if resumed else checkpoint.Position()
-            if resumed:
+            plan = checkpoint.Plan(total, task.steps_per_epoch, loop.epochs)
+            start = saver.apply(resumed, plan) if resumed else checkpoint.Position()
+            if start.step:
                 log.info("resuming from %s at step %d", saver.path, start.step)
             runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
             log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)

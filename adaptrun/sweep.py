@@ -25,8 +25,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun import stacking
 from adaptrun.config_check import check_config
-from adaptrun.errors import UserError
+from adaptrun.errors import config_problem
+from adaptrun.files import refuse_link
 from adaptrun.hparams import IMPL_OUTCOMES, domain, experiment, metric_tags, run_hparams
+from adaptrun.messages import hydra_error, one_line
 from adaptrun.track import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,11 @@ def preflight(
                     composed = compose(config_name=config_name, overrides=[*search, *jobs[num]])
                 check_config(composed)
                 configs[num] = composed
-            except (UserError, HydraException, OmegaConfBaseException) as exc:
-                reason = str(exc).strip().replace("\n", "; ")
+            except (HydraException, OmegaConfBaseException) as exc:
+                problems[num] = f"{' '.join(jobs[num]) or '(no overrides)'}: {hydra_error(exc)}"
+                continue
+            except Exception as exc:  # a check that met a value it cannot read: refused too
+                reason = one_line(config_problem(exc))
                 problems[num] = f"{' '.join(jobs[num]) or '(no overrides)'}: {reason}"
     return [problems[n] for n in sorted(problems)], [configs[n] for n in sorted(configs)]
 
@@ -129,6 +134,8 @@ def record_outcome(
     overrides: str = "",
 ) -> None:
     folder = outcomes_dir(sweep_dir)
+    refuse_link(folder.parent)
+    refuse_link(folder)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"run_dir": str(run_dir), "outcome": outcome, "error": error, "overrides": overrides}
     write_json_atomic(folder / f"{job_num}.json", record)
@@ -137,9 +144,12 @@ def record_outcome(
 def clear_outcomes(sweep_dir: Path) -> None:
     """Forget the outcomes of an earlier invocation of a sweep in this folder."""
     folder = outcomes_dir(sweep_dir)
+    refuse_link(folder.parent)  # a link here would have us delete another folder's files
+    refuse_link(folder)
     if folder.is_dir():
         for path in folder.glob("*.json"):
-            path.unlink()
+            if not path.is_symlink() and path.is_file():
+                path.unlink()
 
 
 @dataclass(frozen=True)
@@ -157,9 +167,7 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
     ``jobs`` None (a sweeper other than Hydra's basic one chose the jobs as it went):
     the jobs that recorded an outcome, in job order.
     """
-    records = {
-        int(p.stem): json.loads(p.read_text()) for p in outcomes_dir(sweep_dir).glob("*.json")
-    }
+    records = _records(sweep_dir)
     if jobs is None:
         numbered = [(n, records[n].get("overrides", "").split()) for n in sorted(records)]
     else:
@@ -178,6 +186,29 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
             )
         )
     return found
+
+
+def _records(sweep_dir: Path) -> dict[int, dict[str, Any]]:
+    """The outcome records by job number; a damaged one (not JSON, not an object, a
+    link) counts as that job's ``missing`` outcome, with why."""
+    records: dict[int, dict[str, Any]] = {}
+    folder = outcomes_dir(sweep_dir)
+    if folder.is_symlink() or folder.parent.is_symlink():
+        return records
+    for path in folder.glob("*.json"):
+        if not path.stem.isdigit():
+            continue
+        try:
+            if path.is_symlink():
+                raise ValueError("a symbolic link")
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"{type(record).__name__}, not an object")
+        except (OSError, ValueError) as exc:
+            why = " ".join(str(exc).split())
+            record = {"outcome": "missing", "error": f"its outcome record is damaged ({why})"}
+        records[int(path.stem)] = record
+    return records
 
 
 def counts(jobs: Sequence[Job]) -> dict[str, int]:

@@ -112,7 +112,8 @@ def test_a_users_activation_stacks_unless_it_says_it_cannot(user_module, tmp_pat
 @pytest.mark.parametrize(
     ("target", "extra", "reason"),
     [
-        ("{m}.Nope", [], r"cannot import {m}\.Nope"),
+        ("{m}.Nope", [], r"module {m} \(.*{m}\.py\) has no 'Nope'; its classes: Frozen, Snake"),
+        ("{m}.Snak", [], r"has no 'Snak'; did you mean {m}\.Snake\?"),
         ("{m}.not_a_module", [], r"{m}\.not_a_module is not a torch\.nn\.Module class"),
         ("{m}.Snake", ["+activation.alpah=1"], r"{m}\.Snake cannot take \['alpah', 'shape'\]"),
         ("???", [], r"must name your activation class as module\.Class"),
@@ -134,7 +135,9 @@ def test_a_missing_module_is_one_line_exit_2_and_nothing_written(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "adaptrun: error: activation._target_: cannot import no_such_module.Snake: "
-        "No module named 'no_such_module'"
+        f"no module 'no_such_module' in the current folder ({tmp_path}) or the installed "
+        "packages; run adaptrun from the folder that holds no_such_module.py, or pip install "
+        "the package"
     ]
     assert not (tmp_path / "run").exists()
 

@@ -12,13 +12,15 @@ away from it; it then follows the hooks of ``adaptrun.activations.family`` like 
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 from torch import nn
 
 from adaptrun.activations.family import FAMILIES, ActivationFamily, Capabilities, require
@@ -39,19 +41,48 @@ def target_class(config: Mapping[str, Any]) -> type:
         f"must name your activation class as module.Class, e.g. "
         f"activation._target_=my_acts.Snake (got {target!r})",
     )
-    if os.getcwd() not in sys.path:  # the console script does not put it there
-        sys.path.append(os.getcwd())
-    try:
-        cls = get_object(target)
-    except Exception as exc:  # Hydra wraps the import error in a multi-line message
-        reason = str(exc.__cause__ or exc).strip().splitlines()[-1]
-        require(False, "_target_", f"cannot import {target}: {reason}")
+    cls = _import(target)
     require(
         isinstance(cls, type) and issubclass(cls, nn.Module),
         "_target_",
         f"{target} is not a torch.nn.Module class",
     )
     return cls
+
+
+def _import(target: str) -> Any:
+    """``module.Class`` from the current folder or an installed package. Imported here
+    rather than by Hydra's get_object, which logs a multi-line error of its own and does
+    not say where it looked or which names the module has."""
+    if os.getcwd() not in sys.path:  # the console script does not put it there
+        sys.path.append(os.getcwd())
+    module_name, _, name = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        require(
+            False,
+            "_target_",
+            f"cannot import {target}: no module {missing!r} in the current folder "
+            f"({os.getcwd()}) or the installed packages; run adaptrun from the folder that "
+            f"holds {missing.split('.')[0]}.py, or pip install the package",
+        )
+    except Exception as exc:  # the user's module itself raised while importing
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        require(False, "_target_", f"importing {module_name} raised {type(exc).__name__}: {reason}")
+    if not hasattr(module, name):
+        classes = sorted(k for k, v in vars(module).items() if isinstance(v, type))
+        near = difflib.get_close_matches(name, classes, n=1, cutoff=0.6)
+        hint = f"did you mean {module_name}.{near[0]}? " if near else ""
+        where = getattr(module, "__file__", None) or module_name
+        require(
+            False,
+            "_target_",
+            f"module {module_name} ({where}) has no {name!r}; {hint}"
+            f"its classes: {', '.join(classes) or 'none'}",
+        )
+    return getattr(module, name)
 
 
 def _takes_shape(cls: type) -> bool:

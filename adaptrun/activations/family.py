@@ -23,6 +23,7 @@ What the runner asks of a built module (all optional, see docs/plugins.md):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -116,9 +117,11 @@ class ActivationFamily:
         names = {f.name for f in dataclasses.fields(self.config)}
         unknown = sorted(set(values) - names)
         if unknown:
+            near = difflib.get_close_matches(unknown[0], sorted(names), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(f'activation.{n}' for n in near)}? " if near else ""
             raise SpecError(
                 unknown[0],
-                f"not a setting of family {self.name}; it has: "
+                f"not a setting of family {self.name}; {hint}it has: "
                 + ", ".join(sorted(names - {"name", "family"})),
             )
         return self.config(**values)

@@ -7,6 +7,7 @@ shape and range. Recipes are lists of ``{op: NAME, ...params}`` mappings.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptrun.errors import is_count, is_number, require
+from adaptrun.schemas import check_section
 
 Generator = torch.Generator
 
@@ -90,10 +92,28 @@ PARAMS = {
 }
 
 
+@dataclasses.dataclass
+class AugmentationConfig:
+    name: str = ""
+    ops: list[Any] = dataclasses.field(default_factory=list)
+    benchmark_epochs: Any = 50  # experiment=jagtap_benchmark's epochs with this option
+
+
+def check_augmentation(cfg: Mapping[str, Any]) -> None:
+    """The option's keys and types, then its recipe."""
+    check_section("augmentation", cfg, AugmentationConfig, f"augmentation {cfg.get('name')}")
+    check_ops(cfg["ops"])
+
+
 def check_ops(ops: Sequence[Mapping[str, Any]]) -> None:
     """Config-only checks of a recipe, naming ``augmentation.ops[i]``."""
     for i, spec in enumerate(ops):
         key = f"augmentation.ops[{i}]"
+        require(
+            isinstance(spec, Mapping),
+            key,
+            f"must be a mapping such as {{op: crop, padding: 4}} (got {spec!r})",
+        )
         name = spec.get("op")
         require(name in OPS, key, f"unknown op {name!r}; valid: {', '.join(OPS)}")
         extra = set(spec) - {"op"} - PARAMS[name]

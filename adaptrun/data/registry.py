@@ -19,8 +19,25 @@ from adaptrun.data.placement import PLACEMENTS
 from adaptrun.data.splits import hold_out, kfold
 from adaptrun.errors import ConfigError, is_count, is_number, require
 from adaptrun.registry import Registry
+from adaptrun.schemas import check_section
 
 PROTOCOLS = ("holdout", "kfold")
+
+
+@dataclasses.dataclass
+class HoldoutConfig:
+    name: str = "holdout"
+
+
+@dataclasses.dataclass
+class KFoldConfig:
+    name: str = "kfold"
+    folds: Any = 10
+    fold: Any = 0
+    seed: Any = 0
+
+
+PROTOCOL_SCHEMAS: dict[str, type] = {"holdout": HoldoutConfig, "kfold": KFoldConfig}
 Loader = Callable[[Mapping[str, Any]], tuple[Split, Split]]
 
 
@@ -86,6 +103,7 @@ def check_protocol(cfg: Mapping[str, Any]) -> None:
         "protocol.name",
         f"unknown protocol {cfg['name']!r}; valid: {', '.join(PROTOCOLS)}",
     )
+    check_section("protocol", cfg, PROTOCOL_SCHEMAS[cfg["name"]], f"protocol {cfg['name']}")
     if cfg["name"] == "kfold":
         folds, fold = cfg["folds"], cfg["fold"]
         require(is_count(folds, 2), "protocol.folds", "must be an integer >= 2")
