@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.errors import UserError, describe_error, disk_full
-from adaptrun.interrupt import STOP
+from adaptrun.interrupt import STOP, stop_with_the_sweep
 from adaptrun.messages import hydra_error, one_line
 from adaptrun.options import help_text
 from adaptrun.registry import load_plugins
@@ -119,6 +119,7 @@ def _sweep_job(
     the stacked sweeper records each of its runs under the run's own number."""
     from adaptrun.stacking import PLAN_KEY
 
+    stop_with_the_sweep()  # a worker process: stop when the sweep's process is gone
     if cfg.get(PLAN_KEY) is not None:
         return _stacked_sweep_job(cfg, run_dir, overrides, files, sweep_dir, jobs)
     given = " ".join(f"{k}={v}" for k, v in overrides.items())

@@ -15,9 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from adaptrun import sweep
 from adaptrun.config_check import check_config
-from adaptrun.errors import config_problem
-from adaptrun.files import free_space, hold_space, write_text_atomic
-from adaptrun.lock import FolderBusy, folder_lock
+from adaptrun.errors import UserError, config_problem
+from adaptrun.files import (
+    check_control_files,
+    check_name_lengths,
+    free_space,
+    hold_space,
+    write_text_atomic,
+)
+from adaptrun.interrupt import STOP, mark_sweep_process
+from adaptrun.lock import folder_lock
 from adaptrun.messages import one_line
 
 # The sweep folder's lock while the sweep runs; kept off the callback, which launchers
@@ -82,7 +89,8 @@ class FailFast(Callback):
             fail(str(exc).strip().replace("\n", "; "))
         search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
         name = str(kwargs.get("config_name") or "config")
-        problems, configs = sweep.preflight(name, self.jobs, search)
+        stacked = target.endswith(".StackedSweeper")
+        problems, configs = sweep.preflight(name, self.jobs, search, stacked)
         if problems:
             print(
                 f"adaptrun: error: {len(problems)} of {len(self.jobs)} runs in this sweep "
@@ -97,11 +105,17 @@ class FailFast(Callback):
         """Lock the sweep folder (one sweep at a time), forget the outcomes of an earlier
         invocation, and hold room for the outcomes and summary.md if the disk fills up."""
         try:
+            check_control_files(sweep_dir)
             SWEEP_LOCK.enter_context(folder_lock(sweep_dir, "sweep"))
-        except FolderBusy as exc:
+            sweep.clear_outcomes(sweep_dir)
+            hold_space(sweep_dir)
+        except (UserError, OSError) as exc:
+            SWEEP_LOCK.close()
             fail(str(exc))
-        sweep.clear_outcomes(sweep_dir)
-        hold_space(sweep_dir)
+        # a stop signal between jobs is the sweep's: no further job starts, the summary is
+        # written and the sweep exits 128 + signal (during a run, the run checkpoints)
+        SWEEP_LOCK.enter_context(STOP.installed())
+        mark_sweep_process()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print and save the summary; exit non-zero when any run did not finish."""
@@ -117,11 +131,22 @@ class FailFast(Callback):
             free_space(sweep_dir)
             SWEEP_LOCK.close()
         print(sweep.console_summary(sweep_dir, jobs), file=sys.stderr)
+        if STOP:
+            print(
+                f"adaptrun: sweep stopped by {STOP.name}; run the same command again to resume",
+                file=sys.stderr,
+            )
+            sys.exit(128 + (STOP.signum or 0))
         if any(job.outcome in sweep.BAD for job in jobs):
             sys.exit(1)
 
     @staticmethod
     def _check_folder(folder: Path, key: str) -> None:
+        try:
+            check_name_lengths(folder)
+            check_control_files(folder)
+        except UserError as exc:
+            fail(str(exc))
         problem = check_writable(folder.absolute())
         if problem:
             fail(

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -67,6 +68,47 @@ class StopRequest:
         finally:
             for s, handler in self._previous.items():
                 signal.signal(s, handler)
+
+
+SWEEP_PID = "ADAPTRUN_SWEEP_PID"  # the sweep's own process, for its worker processes
+
+
+def mark_sweep_process() -> None:
+    """Called by the sweep's process before its launcher starts workers (which inherit
+    the environment), so each worker can tell when that process is gone."""
+    os.environ[SWEEP_PID] = str(os.getpid())
+
+
+def stop_with_the_sweep() -> None:
+    """In a worker process of a sweep (joblib's), stop as the sweep's process does: when
+    that process is gone (killed, even by SIGKILL, which it cannot pass on), this process
+    sends itself SIGTERM, so a run in training checkpoints and ends instead of training on
+    as an orphan. Hand-written: loky notices a dead parent only between tasks."""
+    sweep = os.environ.get(SWEEP_PID)
+    if not sweep or int(sweep) == os.getpid() or _WATCHING:
+        return
+    _WATCHING.append(int(sweep))
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent and _alive(int(sweep)):
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="adaptrun-sweep-watch", daemon=True).start()
+
+
+_WATCHING: list[int] = []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _submitit_signal() -> int | None:

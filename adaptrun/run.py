@@ -200,7 +200,8 @@ def run(
     if skipped is not None:
         return skipped
     if STOP:  # a stop signal reached this process during an earlier run of the sweep
-        return {"status": "interrupted", "error": f"not started: {STOP.name} received"}
+        error = f"not started: {STOP.name} received"
+        return _combined([{"status": "interrupted", "error": error, "steps": 0} for _ in specs])
     checkpoint.check_written_for(run_dir / checkpoint.FILENAME, config)  # before the lock
     with folder_lock(run_dir), STOP.installed(), _reserve(run_dir, specs):
         skipped = _skipped(specs)  # another process may have finished it while we waited

@@ -64,11 +64,15 @@ def expand(
 
 
 def preflight(
-    config_name: str, jobs: Sequence[Sequence[str]], search: Sequence[str] = ()
+    config_name: str,
+    jobs: Sequence[Sequence[str]],
+    search: Sequence[str] = (),
+    stacked: bool = False,
 ) -> tuple[list[str], list[DictConfig]]:
     """One line per job whose composed config cannot work (its overrides and why), and
     the configs of those that can. ``search``: the sweep's hydra.searchpath overrides
-    (the user's own config options).
+    (the user's own config options). ``stacked``: the stacking sweeper's jobs. Two jobs
+    that would train the same run (config and seed) are refused too.
 
     Jobs that differ only in stackable keys (seeds, a slope's n) are composed once and
     the others derived from that config, as a stacked job derives its runs': Hydra's
@@ -93,7 +97,43 @@ def preflight(
             except Exception as exc:  # a check that met a value it cannot read: refused too
                 reason = one_line(config_problem(exc))
                 problems[num] = f"{' '.join(jobs[num]) or '(no overrides)'}: {reason}"
+    if stacked:  # the stacking sweeper stacks the runs itself
+        for num, cfg in configs.items():
+            if cfg.trainer.stack != 1:
+                problems[num] = (
+                    f"{' '.join(jobs[num])}: trainer.stack: hydra/sweeper=stacked stacks the "
+                    "sweep's runs itself; use trainer.stack=1 and sweep seed=0,1,..."
+                )
+    problems.update(_repeated_runs(jobs, {n: c for n, c in configs.items() if n not in problems}))
     return [problems[n] for n in sorted(problems)], [configs[n] for n in sorted(configs)]
+
+
+def _repeated_runs(
+    jobs: Sequence[Sequence[str]], configs: Mapping[int, DictConfig]
+) -> dict[int, str]:
+    """Jobs that would train a run (a config and seed) that an earlier job trains too, as
+    ``trainer.stack=2 seed=0,1`` does (seeds 0, 1 and 1, 2): counted twice, a report's
+    interval would be too narrow."""
+    from adaptrun.checkpoint import fingerprint, flat_config
+    from adaptrun.run import stacked_runs
+
+    first: dict[str, tuple[int, int]] = {}
+    problems = {}
+    for num, cfg in sorted(configs.items()):
+        for one in stacked_runs(cfg):
+            key = fingerprint(flat_config(OmegaConf.to_container(one, resolve=True)))
+            if key not in first:
+                first[key] = (num, one.seed)
+                continue
+            earlier, seed = first[key]
+            problems[num] = (
+                f"{' '.join(jobs[num])}: trains seed={seed} with the same config as job "
+                f"#{earlier} ({' '.join(jobs[earlier])}); a run counted twice narrows every "
+                "interval: make the seeds of a sweep distinct (with trainer.stack=R, step the "
+                "seeds by R: seed=0,R,2R...)"
+            )
+            break
+    return problems
 
 
 def _compose(config_name: str, overrides: Sequence[str], search: Sequence[str]) -> Any:
@@ -167,7 +207,7 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
     ``jobs`` None (a sweeper other than Hydra's basic one chose the jobs as it went):
     the jobs that recorded an outcome, in job order.
     """
-    records = _records(sweep_dir)
+    records = read_records(sweep_dir)
     if jobs is None:
         numbered = [(n, records[n].get("overrides", "").split()) for n in sorted(records)]
     else:
@@ -188,7 +228,7 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
     return found
 
 
-def _records(sweep_dir: Path) -> dict[int, dict[str, Any]]:
+def read_records(sweep_dir: Path) -> dict[int, dict[str, Any]]:
     """The outcome records by job number; a damaged one (not JSON, not an object, a
     link) counts as that job's ``missing`` outcome, with why."""
     records: dict[int, dict[str, Any]] = {}

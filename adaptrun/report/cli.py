@@ -16,7 +16,7 @@ from adaptrun.report.compare import (
     speed_table,
 )
 from adaptrun.report.plots import plot_distribution, plot_losses
-from adaptrun.report.runs import build_grid, load_runs
+from adaptrun.report.runs import build_grid, read_sweep
 from adaptrun.report.stats import baseline_column
 from adaptrun.report.tables import (
     convergence_table,
@@ -32,7 +32,10 @@ def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = No
     and the plots (train_loss.png, distribution.png); returns the files written.
     ``baseline``: the column every other is tested against (default: the first with a
     fixed activation)."""
-    runs = load_runs(sweep_dir)
+    swept = read_sweep(sweep_dir)
+    runs = swept.runs
+    for note in swept.notes:
+        print(f"adaptrun-report: warning: {note}", file=sys.stderr)
     if not runs:
         raise FileNotFoundError(
             f"no runs under {sweep_dir} (a run folder holds .hydra/config.yaml); "
@@ -68,7 +71,8 @@ def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = No
     plot_distribution(grid, key, out / "distribution.png", published)
     sections = [
         f"# Report: {sweep_dir}\n\n{len(runs)} runs. Rows: {', '.join(grid.row_keys)}; "
-        f"columns: {', '.join(grid.column_keys)}; baseline: {base or 'none'}.",
+        f"columns: {', '.join(grid.column_keys)}; baseline: {base or 'none'}."
+        + "".join(f"\n\n- {note}" for note in swept.notes),
         "## Results\n\n" + markdown_metric_table(grid, key, base),
         "![distribution over seeds](distribution.png)",
     ]
@@ -110,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         written = report(args.sweep_dir, args.metric, args.baseline)
     except (FileNotFoundError, ValueError) as exc:
-        parser.exit(2, f"adaptrun-report: error: {exc}\n")
+        parser.exit(2, f"adaptrun-report: error: {' '.join(str(exc).split())}\n")
+    except OSError as exc:  # a folder it cannot write in, a full disk
+        parser.exit(1, f"adaptrun-report: error: {' '.join(str(exc).split())}\n")
     for path in written:
         print(path)
 

@@ -3,6 +3,7 @@ panel per row of the table (as in the locally-adaptive paper's benchmark figures
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -17,19 +18,38 @@ from tbparse import SummaryReader
 from adaptrun.report.runs import Grid, Run
 
 TAG = "train/loss"
+log = logging.getLogger(__name__)
 
 
 def loss_curve(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
-    """(epochs, training loss) from the run's TensorBoard events, or None if it has none."""
-    with warnings.catch_warnings():  # tbparse uses a pandas keyword pandas 3.1 deprecates
-        warnings.filterwarnings("ignore", message="The inplace keyword")
-        scalars = SummaryReader(str(run.folder), event_types={"scalars"}).scalars
+    """(epochs, training loss) from the run's TensorBoard events, or None if it has none,
+    or if its events are damaged: unreadable, or ending well before the steps its
+    metrics.json says it trained (one short curve would cut the band of its whole cell).
+    A damaged run is named in the log and left out of its cell's curve."""
+    try:
+        with warnings.catch_warnings():  # tbparse uses a pandas keyword pandas 3.1 deprecates
+            warnings.filterwarnings("ignore", message="The inplace keyword")
+            scalars = SummaryReader(str(run.folder), event_types={"scalars"}).scalars
+    except Exception as exc:
+        log.warning("the events of %s cannot be read (%s); its curve is left out", run.folder, exc)
+        return None
     if scalars.empty:
         return None
     curve = scalars[scalars["tag"] == TAG].sort_values("step")
     if curve.empty:
         return None
     steps, epochs = run.metrics.get("steps"), run.metrics.get("epochs")
+    every = run.config.get("trainer.log_every") or 1
+    last = int(curve["step"].iloc[-1])
+    if isinstance(steps, int) and isinstance(every, int) and last < steps - every:
+        log.warning(
+            "the events of %s end at step %d of %d (a damaged event file?); its curve is left "
+            "out of the plot",
+            run.folder,
+            last,
+            steps,
+        )
+        return None
     per_step = epochs / steps if steps and epochs else 1.0
     return curve["step"].to_numpy() * per_step, curve["value"].to_numpy()
 

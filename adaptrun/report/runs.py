@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -87,23 +88,124 @@ class Grid:
         return "max" if name.endswith("acc") else "min"
 
 
+@dataclass
+class Sweep:
+    """The runs of a sweep folder and what the report must say about reading them."""
+
+    runs: list[Run]
+    notes: list[str] = field(default_factory=list)  # one line each: damaged, duplicated
+
+
 def load_runs(sweep_dir: Path) -> list[Run]:
-    """Every run folder below ``sweep_dir`` (a folder holding ``.hydra/config.yaml``)."""
-    runs = []
+    return read_sweep(sweep_dir).runs
+
+
+def read_sweep(sweep_dir: Path) -> Sweep:
+    """Every run of the sweep: each folder holding ``.hydra/config.yaml``, and every run
+    the sweep's own records name whose folder has none (never started, failed before it
+    wrote its config, lost its files), shown with its recorded outcome. A damaged file is
+    named in a note, never a crash; runs of one config and seed are counted once."""
+    runs, notes, unplaced = [], [], []
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
-        config = _resolved(OmegaConf.load(config_file))
+        try:
+            loaded = OmegaConf.load(config_file)
+            if not OmegaConf.is_dict(loaded):
+                raise ValueError(f"it holds {type(loaded).__name__}, not a config")
+            config = _resolved(loaded)
+        except Exception as exc:  # a damaged file: its run is placed by its overrides
+            notes.append(f"{config_file} is damaged ({_one_line(exc)})")
+            unplaced.append(folder)
+            continue
         if int(config.get("trainer.stack") or 1) > 1 or PLAN_KEY in config:
             continue  # a job of stacked runs: each run has a folder of its own
-        metrics_file = folder / "metrics.json"
-        metrics: dict[str, Any] = {}
-        if metrics_file.exists():
-            try:
-                metrics = json.loads(metrics_file.read_text())
-            except ValueError:
-                log.warning("%s is not valid JSON; the run counts as missing", metrics_file)
-        runs.append(Run(folder, config, metrics))
-    return sorted(runs, key=lambda r: (_job_num(r.folder), str(r.folder)))
+        runs.append(Run(folder, config, _metrics(folder / "metrics.json", notes)))
+    runs += _recorded_only(Path(sweep_dir), runs, unplaced, notes)
+    runs, duplicates = _distinct(runs)
+    if duplicates:
+        notes.append(
+            f"{len(duplicates)} run(s) repeat the config and seed of another and are counted "
+            f"once: {', '.join(str(r.folder) for r in duplicates)}"
+        )
+    ordered = sorted(runs, key=lambda r: (_job_num(r.folder), str(r.folder)))
+    return Sweep(ordered, notes)
+
+
+def _metrics(path: Path, notes: list[str]) -> dict[str, Any]:
+    """A run's metrics.json; one that is not a JSON object is named and counts as missing."""
+    if not path.exists():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"it holds {type(metrics).__name__}, not an object")
+    except (OSError, ValueError) as exc:
+        notes.append(f"{path} is damaged ({_one_line(exc)}); the run counts as missing")
+        log.warning("%s is damaged; the run counts as missing", path)
+        return {}
+    return metrics
+
+
+def _recorded_only(
+    sweep_dir: Path, runs: list[Run], unplaced: list[Path], notes: list[str]
+) -> list[Run]:
+    """Runs the sweep recorded whose folder holds no readable config: each placed in its
+    cell by its recorded overrides over the config of a run that has one (the sweep varies
+    exactly those keys; a group's option is its ``<group>.name``)."""
+    from adaptrun.sweep import read_records
+
+    seen = {r.folder.resolve() for r in runs}
+    template = runs[0].config if runs else None
+    extra = []
+    for num, record in sorted(read_records(sweep_dir).items()):
+        folder = Path(record.get("run_dir") or sweep_dir / f"job {num}")
+        if folder.resolve() in seen:
+            continue
+        if template is None:
+            notes.append(f"job {num} ({record.get('overrides', '')}): no run to place it beside")
+            continue
+        config = dict(template)
+        for override in str(record.get("overrides", "")).split():
+            key, _, value = override.lstrip("+").partition("=")
+            name = (
+                key if "." in key or key not in {k.split(".")[0] for k in config} else f"{key}.name"
+            )
+            config[name] = _value(value)
+        metrics = _metrics(folder / "metrics.json", notes) if folder.is_dir() else {}
+        if not metrics:
+            outcome = record.get("outcome") or "missing"
+            status = "not started" if "not started" in str(record.get("error")) else outcome
+            metrics = {"status": status, "error": record.get("error")}
+        extra.append(Run(folder, config, metrics))
+    for folder in unplaced:
+        if folder.resolve() not in {r.folder.resolve() for r in extra}:
+            notes.append(f"{folder}: its config is damaged and the sweep has no record of it")
+    return extra
+
+
+def _value(text: str) -> Any:
+    """An override's value as the config holds it (1 -> 1, 0.5 -> 0.5, relu -> 'relu')."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _distinct(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """The runs with one per (config, seed); the later repeats."""
+    kept: dict[str, Run] = {}
+    repeats = []
+    for run in runs:
+        key = json.dumps({k: v for k, v in run.config.items() if k not in IGNORED}, sort_keys=True)
+        if key in kept:
+            repeats.append(run)
+        else:
+            kept[key] = run
+    return list(kept.values()), repeats
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 def _resolved(config: Any) -> dict[str, Any]:
