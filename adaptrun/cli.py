@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.errors import UserError, describe_error, disk_full
-from adaptrun.interrupt import STOP, stop_with_the_sweep
+from adaptrun.interrupt import STOP, exit_if_orphaned, stop_with_the_sweep
 from adaptrun.messages import hydra_error, one_line
 from adaptrun.options import help_text
 from adaptrun.registry import load_plugins
@@ -40,6 +40,7 @@ def config_dir() -> Path:
 
 register_resolvers()
 DISK_FULL: list[str] = []  # the run of this process's sweep that found the disk full
+VERBOSE: list[bool] = []  # hydra.verbose=true: errors keep their traceback
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -47,6 +48,8 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     from adaptrun.run import run  # torch and every registry: only when a run starts
 
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.verbose:
+        VERBOSE.append(True)
     overrides = dict(o.split("=", 1) for o in hydra_cfg.overrides.task if "=" in o)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     files = hydra_files(cfg)
@@ -120,10 +123,14 @@ def _sweep_job(
     from adaptrun.stacking import PLAN_KEY
 
     stop_with_the_sweep()  # a worker process: stop when the sweep's process is gone
-    if cfg.get(PLAN_KEY) is not None:
-        return _stacked_sweep_job(cfg, run_dir, overrides, files, sweep_dir, jobs)
-    given = " ".join(f"{k}={v}" for k, v in overrides.items())
-    return _run_recorded(cfg, run_dir, overrides, files, sweep_dir, jobs, [(num, run_dir, given)])
+    try:
+        if cfg.get(PLAN_KEY) is not None:
+            return _stacked_sweep_job(cfg, run_dir, overrides, files, sweep_dir, jobs)
+        given = " ".join(f"{k}={v}" for k, v in overrides.items())
+        entries = [(num, run_dir, given)]
+        return _run_recorded(cfg, run_dir, overrides, files, sweep_dir, jobs, entries)
+    finally:
+        exit_if_orphaned()
 
 
 def _stacked_sweep_job(
@@ -237,6 +244,15 @@ def main() -> None:
             raise
         print(f"adaptrun: error: {hydra_error(exc)}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:  # outside a run (a run records and reports its own)
+        if full_error or VERBOSE:  # hydra.verbose=true: the run's traceback, as asked
+            raise
+        print(
+            f"adaptrun: error: {type(exc).__name__}: {one_line(exc)} "
+            "(HYDRA_FULL_ERROR=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     finally:
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)

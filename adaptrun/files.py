@@ -68,7 +68,7 @@ def check_name_lengths(path: Path) -> None:
     half-way through making a run folder."""
     path = Path(path).absolute()
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while not _exists(existing) and existing != existing.parent:
         existing = existing.parent
     try:
         limit = os.pathconf(existing, "PC_NAME_MAX")
@@ -81,6 +81,13 @@ def check_name_lengths(path: Path) -> None:
                 f"the folder name {part[:40]}... is {size} bytes, longer than this file "
                 f"system allows ({limit}); choose a shorter hydra.run.dir / hydra.sweep.dir"
             )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to even look up
+        return False
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:

@@ -92,11 +92,7 @@ class FailFast(Callback):
         stacked = target.endswith(".StackedSweeper")
         problems, configs = sweep.preflight(name, self.jobs, search, stacked)
         if problems:
-            print(
-                f"adaptrun: error: {len(problems)} of {len(self.jobs)} runs in this sweep "
-                "cannot work; nothing was started:\n  " + "\n  ".join(problems),
-                file=sys.stderr,
-            )
+            print(f"adaptrun: error: {sweep.refusal(problems, len(self.jobs))}", file=sys.stderr)
             sys.exit(2)
         self._take(sweep_dir)
         sweep.write_hparams_domain(sweep_dir, self.jobs, configs)

@@ -93,12 +93,21 @@ def stop_with_the_sweep() -> None:
     def watch() -> None:
         while os.getppid() == parent and _alive(int(sweep)):
             time.sleep(0.5)
+        _ORPHANED.append(True)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="adaptrun-sweep-watch", daemon=True).start()
 
 
 _WATCHING: list[int] = []
+_ORPHANED: list[bool] = []
+
+
+def exit_if_orphaned() -> None:
+    """After a job: a worker whose sweep is gone ends here (its run has checkpointed),
+    instead of blocking forever on the pipe to a parent nobody reads."""
+    if _ORPHANED:
+        os._exit(128 + signal.SIGTERM)
 
 
 def _alive(pid: int) -> bool:

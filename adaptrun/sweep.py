@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -63,12 +63,40 @@ def expand(
     return [list(job) for job in itertools.product(*choices.values())]
 
 
+class Problem(NamedTuple):
+    """A job that cannot work: its overrides, and why."""
+
+    job: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.job}: {self.reason}"
+
+
+def _job(overrides: Sequence[str]) -> str:
+    return " ".join(overrides) or "(no overrides)"
+
+
+def refusal(problems: Sequence[Problem], total: int) -> str:
+    """What the sweep prints when jobs cannot work: one line when they share one reason
+    (one mistake on the command line), else a line per reason with its jobs."""
+    head = f"{len(problems)} of {total} runs in this sweep cannot work; nothing was started"
+    reasons: dict[str, list[str]] = {}
+    for problem in problems:
+        reasons.setdefault(problem.reason, []).append(problem.job)
+    if len(reasons) == 1:
+        [(reason, jobs)] = reasons.items()
+        return f"{head}: {reason} (in: {'; '.join(jobs)})"
+    lines = [f"{reason} (in: {'; '.join(jobs)})" for reason, jobs in reasons.items()]
+    return f"{head}:\n  " + "\n  ".join(lines)
+
+
 def preflight(
     config_name: str,
     jobs: Sequence[Sequence[str]],
     search: Sequence[str] = (),
     stacked: bool = False,
-) -> tuple[list[str], list[DictConfig]]:
+) -> tuple[list[Problem], list[DictConfig]]:
     """One line per job whose composed config cannot work (its overrides and why), and
     the configs of those that can. ``search``: the sweep's hydra.searchpath overrides
     (the user's own config options). ``stacked``: the stacking sweeper's jobs. Two jobs
@@ -79,7 +107,7 @@ def preflight(
     compose takes a quarter of a second, which a 60-run sweep paid 60 times before
     starting. A group whose first job does not compose is composed job by job, so each
     gets its own message."""
-    problems: dict[int, str] = {}
+    problems: dict[int, Problem] = {}
     configs: dict[int, DictConfig] = {}
     for group in stacking.plan(jobs, max(1, len(jobs))):
         base = _compose(config_name, jobs[group.nums[0]], search)
@@ -92,17 +120,18 @@ def preflight(
                 check_config(composed)
                 configs[num] = composed
             except (HydraException, OmegaConfBaseException) as exc:
-                problems[num] = f"{' '.join(jobs[num]) or '(no overrides)'}: {hydra_error(exc)}"
+                problems[num] = Problem(_job(jobs[num]), hydra_error(exc))
                 continue
             except Exception as exc:  # a check that met a value it cannot read: refused too
                 reason = one_line(config_problem(exc))
-                problems[num] = f"{' '.join(jobs[num]) or '(no overrides)'}: {reason}"
+                problems[num] = Problem(_job(jobs[num]), reason)
     if stacked:  # the stacking sweeper stacks the runs itself
         for num, cfg in configs.items():
             if cfg.trainer.stack != 1:
-                problems[num] = (
-                    f"{' '.join(jobs[num])}: trainer.stack: hydra/sweeper=stacked stacks the "
-                    "sweep's runs itself; use trainer.stack=1 and sweep seed=0,1,..."
+                problems[num] = Problem(
+                    _job(jobs[num]),
+                    "trainer.stack: hydra/sweeper=stacked stacks the sweep's runs itself; "
+                    "use trainer.stack=1 and sweep seed=0,1,...",
                 )
     problems.update(_repeated_runs(jobs, {n: c for n, c in configs.items() if n not in problems}))
     return [problems[n] for n in sorted(problems)], [configs[n] for n in sorted(configs)]
@@ -110,7 +139,7 @@ def preflight(
 
 def _repeated_runs(
     jobs: Sequence[Sequence[str]], configs: Mapping[int, DictConfig]
-) -> dict[int, str]:
+) -> dict[int, Problem]:
     """Jobs that would train a run (a config and seed) that an earlier job trains too, as
     ``trainer.stack=2 seed=0,1`` does (seeds 0, 1 and 1, 2): counted twice, a report's
     interval would be too narrow."""
@@ -126,11 +155,12 @@ def _repeated_runs(
                 first[key] = (num, one.seed)
                 continue
             earlier, seed = first[key]
-            problems[num] = (
-                f"{' '.join(jobs[num])}: trains seed={seed} with the same config as job "
-                f"#{earlier} ({' '.join(jobs[earlier])}); a run counted twice narrows every "
-                "interval: make the seeds of a sweep distinct (with trainer.stack=R, step the "
-                "seeds by R: seed=0,R,2R...)"
+            problems[num] = Problem(
+                _job(jobs[num]),
+                f"trains seed={seed} with the same config as job #{earlier} "
+                f"({_job(jobs[earlier])}); a run counted twice narrows every interval: make "
+                "the seeds of a sweep distinct (with trainer.stack=R, step the seeds by R: "
+                "seed=0,R,2R...)",
             )
             break
     return problems

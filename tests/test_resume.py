@@ -110,9 +110,62 @@ def test_a_corrupt_checkpoint_is_reported_and_the_run_starts_over(
 def test_a_checkpoint_of_another_config_is_refused(stopped, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(stopped[0], folder)
+    (folder / ".adaptrun.lock").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     with pytest.raises(UserError, match=r"another config \(optimizer.lr"):
         run(compose_config([*ARGS, "optimizer.lr=0.01"]), folder)
     assert (folder / FILENAME).exists()  # nothing lost
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # no lock made
+
+
+def _crafted(state: dict, how: str) -> None:
+    """A checkpoint that unpickles but must not be applied."""
+    if how == "shapes":
+        name = next(iter(state["model"]))
+        state["model"][name] = torch.zeros(3, 3)
+    elif how == "moment_shapes":
+        moments = state["optimizer"]["state"][0]
+        moments["exp_avg"] = torch.zeros(7)
+    elif how == "rng":
+        state["rng"]["torch"] = torch.zeros(3, dtype=torch.uint8)
+    elif how == "tracker":
+        state["tracker"] = {}
+    elif how == "past_the_end":  # would say completed after no more training
+        state["position"] = {"step": 10**6, "epoch": 25, "batch": 0}
+    elif how == "learning_rate":  # would train at another rate than the recorded one
+        for group in state["optimizer"]["param_groups"]:
+            group["lr"] = 0.5
+    elif how == "initial_learning_rate":
+        for group in state["optimizer"]["param_groups"]:
+            group["initial_lr"] = group["lr"] = 0.5
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "shapes",
+        "moment_shapes",
+        "rng",
+        "tracker",
+        "past_the_end",
+        "learning_rate",
+        "initial_learning_rate",
+    ],
+)
+def test_a_checkpoint_that_does_not_apply_is_set_aside_and_the_run_starts_over(
+    how, stopped, reference, tmp_path, caplog
+):
+    folder = tmp_path / "run"
+    shutil.copytree(stopped[0], folder)
+    state = torch.load(folder / FILENAME, weights_only=True)
+    _crafted(state, how)
+    torch.save(state, folder / FILENAME)
+    with caplog.at_level(logging.WARNING):
+        metrics = run(compose_config(ARGS), folder, OVERRIDES)
+    assert len([r for r in caplog.records if "is corrupt" in r.getMessage()]) == 1
+    assert "starting from scratch" in caplog.text
+    assert (folder / f"{FILENAME}.corrupt").exists()
+    assert comparable(metrics) == comparable(read_metrics(reference))
 
 
 def test_a_checkpoint_that_is_not_ours_is_moved_aside(tmp_path):

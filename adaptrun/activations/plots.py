@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 from torch import nn
+
+from adaptrun.figures import pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SHOWN_UNITS = 4
 
@@ -18,11 +21,10 @@ def has_curves(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def activation_curves(
-    model: nn.Module, low: float = -4.0, high: float = 4.0
-) -> dict[str, plt.Figure]:
+def activation_curves(model: nn.Module, low: float = -4.0, high: float = 4.0) -> dict[str, Figure]:
     """One figure per module that offers ``curves(x)``: a few units' functions and their
     mean over units."""
+    plt = pyplot()
     figures = {}
     for name, module in model.named_modules():
         curves = getattr(module, "curves", None)

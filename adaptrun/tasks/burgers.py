@@ -12,12 +12,8 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
@@ -26,11 +22,15 @@ from torch.func import jacrev, vmap
 from adaptrun.activations import ActivationFactory
 from adaptrun.data.registry import DATASETS, DatasetEntry
 from adaptrun.errors import is_count, is_number, require
+from adaptrun.figures import pyplot
 from adaptrun.models.registry import MODELS
 from adaptrun.tasks.burgers_exact import exact_grid
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 from adaptrun.tasks.sampling import SAMPLINGS, sample_box
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
 UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
@@ -168,8 +168,9 @@ class BurgersTask:
         }
 
     @torch.no_grad()
-    def figures(self, model: nn.Module) -> dict[str, plt.Figure]:
+    def figures(self, model: nn.Module) -> dict[str, Figure]:
         """Predicted u(x, t), the exact u and |error| over the test grid."""
+        plt = pyplot()
         x, t = self.grid
         shape = (len(t), len(x))
         pred = self.u(model)(self.xt_test)[:, 0].cpu().numpy().reshape(shape)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from adaptrun.data.registry import DATASETS, DatasetEntry
 from adaptrun.errors import is_count, is_number, require
+from adaptrun.figures import pyplot
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -94,8 +94,9 @@ class FunctionTask:
         return {}
 
     @torch.no_grad()
-    def figures(self, model: nn.Module) -> dict[str, plt.Figure]:
+    def figures(self, model: nn.Module) -> dict[str, Figure]:
         """Prediction against the target with the training points, and the pointwise error."""
+        plt = pyplot()
         x = self.x_test[:, 0].cpu()
         pred, target = model(self.x_test)[:, 0].cpu(), self.y_test[:, 0].cpu()
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
