@@ -294,3 +294,81 @@ def test_a_killed_parallel_sweep_stops_its_workers(tmp_path):
         os.kill(w, signal.SIGKILL)
     assert not alive, "workers went on training after their sweep was killed"
     assert json.loads((checkpoint.parent / "metrics.json").read_text())["status"] == "interrupted"
+
+
+# ---- damaged records: named, never a crash ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory) -> Path:
+    """Three completed runs of one column (seeds 0, 1, 2)."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    sweep = cwd / "sw"
+    args = ["-m", "seed=0,1,2", "trainer.epochs=2", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+def _copy(sweep: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(sweep, tmp_path / "sw")
+    return tmp_path / "sw"
+
+
+def test_the_report_names_damaged_files_and_shows_every_recorded_run(small_sweep, tmp_path):
+    from adaptrun.report.cli import report
+    from adaptrun.sweep import record_outcome
+
+    sweep = _copy(small_sweep, tmp_path)
+    (sweep / "seed=1,trainer.epochs=2" / "metrics.json").write_text("[]")
+    (sweep / "seed=2,trainer.epochs=2" / ".hydra" / "config.yaml").write_text("[unclosed")
+    # a job the sweep recorded that never started (no folder at all)
+    record_outcome(
+        sweep, 3, sweep / "seed=3,trainer.epochs=2", "interrupted", "not started: SIGTERM",
+        "seed=3 trainer.epochs=2",
+    )  # fmt: skip
+    report(sweep)
+    text = (sweep / "report.md").read_text()
+    assert "seed=1,trainer.epochs=2/metrics.json is damaged (ValueError: it holds list" in text
+    assert "seed=2,trainer.epochs=2/.hydra/config.yaml is damaged" in text
+    results = (sweep / "results.csv").read_text().splitlines()
+    [row] = results[1:]  # one cell: the four runs of relu on mlp/digits
+    assert ",4,2," in row  # 4 runs, 2 completed (seed 0; seed 2 placed by its record)
+    assert "1 missing" in row and "1 not started" in row
+
+
+def test_a_truncated_event_file_is_named_and_left_out_of_the_curve(small_sweep, tmp_path, caplog):
+    from adaptrun.report.plots import loss_curve
+    from adaptrun.report.runs import read_sweep
+
+    sweep = _copy(small_sweep, tmp_path)
+    [events] = (sweep / "seed=0,trainer.epochs=2").glob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[:200])
+    runs = {r.folder.name: r for r in read_sweep(sweep).runs}
+    assert loss_curve(runs["seed=0,trainer.epochs=2"]) is None
+    assert "end at step" in caplog.text or "cannot be read" in caplog.text
+    assert loss_curve(runs["seed=1,trainer.epochs=2"]) is not None
+
+
+def test_the_report_counts_a_repeated_run_once_and_says_so(small_sweep, tmp_path):
+    import shutil
+
+    from adaptrun.report.runs import read_sweep
+
+    sweep = _copy(small_sweep, tmp_path)
+    shutil.copytree(sweep / "seed=0,trainer.epochs=2", sweep / "again" / "seed=0")
+    swept = read_sweep(sweep)
+    assert len(swept.runs) == 3
+    assert any("1 run(s) repeat the config and seed of another" in n for n in swept.notes)
+
+
+def test_a_damaged_outcome_record_counts_its_job_as_missing(small_sweep, tmp_path):
+    from adaptrun.sweep import collect, outcomes_dir
+
+    sweep = _copy(small_sweep, tmp_path)
+    (outcomes_dir(sweep) / "1.json").write_text("null")
+    jobs = collect(sweep, [["seed=0"], ["seed=1"], ["seed=2"]])
+    assert [j.outcome for j in jobs] == ["completed", "missing", "completed"]
+    assert "its outcome record is damaged (NoneType, not an object)" in jobs[1].error

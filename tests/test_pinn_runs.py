@@ -146,7 +146,7 @@ def test_lbfgs_phase_continues_the_run(compose_cfg, tmp_path):
         (["trainer.lbfgs_steps=5"], "trainer.lbfgs_steps"),  # classification is mini-batch
         (["experiment=jagtap_burgers", "augmentation=custom"], "augmentation"),
         (["experiment=jagtap_discontinuous", "dataset.domain=[1,0]"], "dataset.domain"),
-        (["experiment=jagtap_burgers", "dataset.sampling=sobol"], "dataset.sampling"),
+        (["experiment=jagtap_burgers", "dataset.sampling=sobolev"], "dataset.sampling"),
         (["experiment=jagtap_burgers", "+targets.test_acc=[0.9]"], "targets.test_acc"),
     ],
 )

@@ -158,7 +158,7 @@ def _recorded_only(
     template = runs[0].config if runs else None
     extra = []
     for num, record in sorted(read_records(sweep_dir).items()):
-        folder = Path(record.get("run_dir") or sweep_dir / f"job {num}")
+        folder = _here(Path(record.get("run_dir") or f"job {num}"), sweep_dir)
         if folder.resolve() in seen:
             continue
         if template is None:
@@ -181,6 +181,16 @@ def _recorded_only(
         if folder.resolve() not in {r.folder.resolve() for r in extra}:
             notes.append(f"{folder}: its config is damaged and the sweep has no record of it")
     return extra
+
+
+def _here(run_dir: Path, sweep_dir: Path) -> Path:
+    """A recorded run folder, in this sweep folder even when the sweep was moved or copied
+    since (the record holds the path it had then)."""
+    try:
+        run_dir.resolve().relative_to(sweep_dir.resolve())
+    except ValueError:
+        return sweep_dir / run_dir.name
+    return run_dir
 
 
 def _value(text: str) -> Any:

@@ -8,6 +8,7 @@ initial/boundary points). The network sees (x, 2t - 1), i.e. both inputs on [-1,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -24,10 +25,10 @@ from adaptrun.data.registry import DATASETS, DatasetEntry
 from adaptrun.errors import is_count, is_number, require
 from adaptrun.figures import pyplot
 from adaptrun.models.registry import MODELS
-from adaptrun.tasks.burgers_exact import exact_grid
+from adaptrun.tasks.burgers_exact import exact_grid, exact_u
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
-from adaptrun.tasks.sampling import SAMPLINGS, sample_box
+from adaptrun.tasks.sampling import SAMPLINGS, points_seed, sample_box
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data xt, data u
 UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
 log = logging.getLogger(__name__)
+SHOCK_POINTS = 2001  # the x grid at t = 1 on which the shock is located (spacing 0.001)
+PROFILE_TIMES = (0.25, 0.5, 0.75, 1.0)
+DATA_MEANS = ("joint", "separate")
 
 
 def residual(u_fn: UFn, xt: torch.Tensor, nu: float) -> torch.Tensor:
@@ -82,19 +86,53 @@ class BurgersTask:
         "loss_data": "min",
         "test_mse": "min",
         "test_rel_l2": "min",
+        "test_shock_error": "min",
     }
     input_shape = (2,)
     num_outputs = 1
     steps_per_epoch = 1
 
     def __init__(
-        self, data: Any, task: Any, device: torch.device, derivatives: str = "autograd"
+        self,
+        data: Any,
+        task: Any,
+        device: torch.device,
+        derivatives: str = "autograd",
+        seed: int = 0,
     ) -> None:
         self.derivatives = derivatives  # forward | autograd (resolved from task.derivatives)
+        self.data, self.device = data, device
         self.nu = float(data["nu"])
         self.weight_residual = float(task["weight_residual"])
         self.weight_data = float(task["weight_data"])
-        gen = torch.Generator().manual_seed(int(data["split_seed"]))
+        self.residual_at_data = bool(task.get("residual_at_data", False))
+        self.separate_means = task.get("data_means", "joint") == "separate"
+        self.n_initial = int(data["n_boundary"]) // 2
+        self.points_seed = seed
+        self.batch = self._points(seed)
+        x, t, u = exact_grid(
+            int(data["test_nx"]), int(data["test_nt"]), self.nu, int(data["quadrature"])
+        )
+        tt, xx = np.meshgrid(t, x, indexing="ij")
+        self.grid = (x, t)
+        self.xt_test = torch.tensor(
+            np.stack([xx.ravel(), tt.ravel()], 1), dtype=torch.float32, device=device
+        )
+        self.u_test = torch.tensor(u.reshape(-1, 1), dtype=torch.float32, device=device)
+        # the shock at t = 1: where the exact u crosses zero near x = 0, on a fine grid
+        self.x_shock = np.linspace(-1.0, 1.0, SHOCK_POINTS)
+        exact_end = exact_u(self.x_shock, np.ones(SHOCK_POINTS), self.nu, int(data["quadrature"]))
+        self.shock_exact = shock_position(self.x_shock, exact_end) or 0.0
+        self.xt_shock = torch.tensor(
+            np.stack([self.x_shock, np.ones(SHOCK_POINTS)], 1), dtype=torch.float32, device=device
+        )
+        self.goals = dict(self.GOALS)
+
+    def _points(self, seed: int) -> Batch:
+        """The seed's training points: initial (t = 0) and boundary (x = +-1) points, half
+        each, and the collocation points inside the domain."""
+        data = self.data
+        gen = torch.Generator().manual_seed(seed)
         method = data["sampling"]
         n_b = int(data["n_boundary"])
         n_ic = n_b // 2
@@ -106,17 +144,7 @@ class BurgersTask:
         )
         u_data = torch.cat([-torch.sin(math.pi * x_ic), torch.zeros_like(t_bc)])
         xt_f = sample_box(int(data["n_collocation"]), [-1.0, 0.0], [1.0, 1.0], method, gen)
-        self.batch = tuple(v.float().to(device) for v in (xt_f, xt_data, u_data))
-        x, t, u = exact_grid(
-            int(data["test_nx"]), int(data["test_nt"]), self.nu, int(data["quadrature"])
-        )
-        tt, xx = np.meshgrid(t, x, indexing="ij")
-        self.grid = (x, t)
-        self.xt_test = torch.tensor(
-            np.stack([xx.ravel(), tt.ravel()], 1), dtype=torch.float32, device=device
-        )
-        self.u_test = torch.tensor(u.reshape(-1, 1), dtype=torch.float32, device=device)
-        self.goals = dict(self.GOALS)
+        return tuple(v.float().to(self.device) for v in (xt_f, xt_data, u_data))  # type: ignore[return-value]
 
     @staticmethod
     def u(model: nn.Module) -> UFn:
@@ -130,11 +158,17 @@ class BurgersTask:
         return self.derivatives == "forward"
 
     def settings(self) -> dict[str, Any]:
-        return {"derivatives": self.derivatives}
+        return {"derivatives": self.derivatives, "points_seed": self.points_seed}
 
     def with_seed(self, seed: int) -> BurgersTask:
-        """Points and batches do not depend on the run's seed: the same task serves all."""
-        return self
+        """Another run's task: its seed draws its points, unless ``dataset.split_seed``
+        fixes one draw for every seed (the exact solution's grid is shared either way)."""
+        if self.data["split_seed"] is not None or seed == self.points_seed:
+            return self
+        task = copy.copy(self)
+        task.points_seed = seed
+        task.batch = self._points(seed)
+        return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         yield self.batch
@@ -142,14 +176,23 @@ class BurgersTask:
     def terms(
         self, model: nn.Module, batch: Batch, functional: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean squared residual, mean squared initial/boundary misfit)."""
+        """(mean squared residual, mean squared initial/boundary misfit). The residual is
+        also taken at the initial/boundary points with ``task.residual_at_data``, and the
+        misfit is the initial points' mean plus the boundary points' with
+        ``task.data_means=separate`` (both as DeepXDE computes them)."""
         xt_f, xt_data, u_data = batch
         u = self.u(model)
+        if self.residual_at_data:
+            xt_f = torch.cat([xt_f, xt_data])
         if self.derivatives == "forward":  # plain forward ops: safe under torch.func too
             f = residual_forward(model, xt_f, self.nu)
         else:
             f = (residual_functional if functional else residual)(u, xt_f, self.nu)
-        return f.pow(2).mean(), (u(xt_data) - u_data).pow(2).mean()
+        misfit = (u(xt_data) - u_data).pow(2)
+        if self.separate_means:
+            n = self.n_initial
+            return f.pow(2).mean(), misfit[:n].mean() + misfit[n:].mean()
+        return f.pow(2).mean(), misfit.mean()
 
     def loss(self, model: nn.Module, batch: Batch, functional: bool = False) -> torch.Tensor:
         res, data = self.terms(model, batch, functional)
@@ -160,11 +203,15 @@ class BurgersTask:
             res, data = self.terms(model, self.batch)  # needs autograd for input derivatives
             with torch.no_grad():
                 err = self.u(model)(self.xt_test) - self.u_test
+                end = self.u(model)(self.xt_shock)[:, 0].double().cpu().numpy()
+        shock = shock_position(self.x_shock, end)
         return {
             "loss_residual": res.item(),
             "loss_data": data.item(),
             "test_mse": err.pow(2).mean().item(),
             "test_rel_l2": (err.norm() / self.u_test.norm()).item(),
+            # no crossing at all: 1, the half-width of the domain
+            "test_shock_error": 1.0 if shock is None else abs(shock - self.shock_exact),
         }
 
     @torch.no_grad()
@@ -189,7 +236,35 @@ class BurgersTask:
             fig.colorbar(shown, ax=ax)
         axes[0].set_ylabel("x")
         fig.tight_layout()
-        return {"solution": fig}
+        return {"solution": fig, "profiles": self._profiles(plt, pred, exact)}
+
+    def _profiles(self, plt: Any, pred: np.ndarray, exact: np.ndarray) -> Figure:
+        """u(x) against the exact solution at t = 0.25, 0.5, 0.75 and 1: a displaced shock
+        shows here however small the rel L2 error looks."""
+        x, t = self.grid
+        fig, axes = plt.subplots(1, len(PROFILE_TIMES), figsize=(12, 2.8), sharey=True)
+        for ax, when in zip(axes, PROFILE_TIMES, strict=True):
+            i = int(np.abs(t - when).argmin())
+            ax.plot(x, exact[i], "k-", lw=1, label="exact")
+            ax.plot(x, pred[i], "r--", lw=1, label="network")
+            ax.set_title(f"t = {t[i]:.2f}")
+            ax.set_xlabel("x")
+            ax.grid(True, alpha=0.3)
+        axes[0].set_ylabel("u")
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        return fig
+
+
+def shock_position(x: np.ndarray, u: np.ndarray) -> float | None:
+    """Where u falls through zero (from positive on the left to negative on the right)
+    closest to x = 0, linearly interpolated between grid points; None if it never does."""
+    falls = np.flatnonzero((u[:-1] > 0) & (u[1:] <= 0))
+    if not len(falls):
+        return None
+    i0, i1 = falls, falls + 1
+    where = x[i0] + (x[i1] - x[i0]) * u[i0] / (u[i0] - u[i1])
+    return float(where[np.abs(where).argmin()])
 
 
 @dataclasses.dataclass
@@ -198,6 +273,8 @@ class BurgersTaskConfig:
     weight_residual: float = 1.0  # W_F, on the mean squared PDE residual
     weight_data: float = 1.0  # W_u, on the initial/boundary misfit
     derivatives: str = "auto"  # auto | forward | autograd: how u_x, u_t, u_xx are computed
+    residual_at_data: bool = False  # also the residual at the initial/boundary points (DeepXDE)
+    data_means: str = "joint"  # joint: one mean misfit | separate: initial + boundary (DeepXDE)
 
 
 def resolve_derivatives(cfg: Mapping[str, Any]) -> str:
@@ -234,8 +311,8 @@ class BurgersDatasetConfig:
     nu: float = 0.01 / math.pi
     n_boundary: int = 400
     n_collocation: int = 10000
-    sampling: str = "lhs"  # lhs | uniform
-    split_seed: int = 0
+    sampling: str = "lhs"  # lhs | uniform | hammersley | halton | sobol
+    split_seed: int | None = None  # None: the run's seed draws the points
     test_nx: int = 256
     test_nt: int = 100
     quadrature: int = 400
@@ -256,6 +333,16 @@ def _check(cfg: Mapping[str, Any]) -> None:
     for key in ("weight_residual", "weight_data"):
         value = cfg["task"][key]
         require(is_number(value) and value >= 0, f"task.{key}", "must be >= 0")
+    require(
+        cfg["task"]["data_means"] in DATA_MEANS,
+        "task.data_means",
+        f"unknown {cfg['task']['data_means']!r}; valid: {', '.join(DATA_MEANS)}",
+    )
+    require(
+        isinstance(cfg["task"]["residual_at_data"], bool),
+        "task.residual_at_data",
+        "must be true or false",
+    )
     resolve_derivatives(cfg)
 
 
@@ -266,7 +353,7 @@ def _build(cfg: Mapping[str, Any], device: torch.device) -> BurgersTask:
         mode,
         cfg["task"]["derivatives"],
     )
-    return BurgersTask(cfg["dataset"], cfg["task"], device, mode)
+    return BurgersTask(cfg["dataset"], cfg["task"], device, mode, points_seed(cfg))
 
 
 DATASETS.register(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,6 +16,8 @@ from adaptrun.errors import is_count, is_number, require
 from adaptrun.figures import pyplot
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
+from adaptrun.tasks.sampling import SAMPLINGS as BOX_SAMPLINGS
+from adaptrun.tasks.sampling import points_seed, sample_box
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,7 +35,7 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "discontinuous_gaaf": lambda x: discontinuous(x, 12.0),  # the global paper, on [-4, 3.75]
     "sin": torch.sin,
 }
-SAMPLINGS = ("random", "grid")
+SAMPLINGS = ("random", "grid", *BOX_SAMPLINGS)  # random: uniform draws
 
 
 class FunctionTask:
@@ -43,23 +46,30 @@ class FunctionTask:
     # which its 8000 steps never earn back (BENCHMARKS.md).
     compiled_step_pays = False
 
-    def __init__(self, cfg: Any, device: torch.device) -> None:
-        fn = FUNCTIONS[cfg["function"]]
+    def __init__(self, cfg: Any, device: torch.device, seed: int = 0) -> None:
+        self.cfg, self.device = cfg, device
+        self.fn = FUNCTIONS[cfg["function"]]
         low, high = (float(v) for v in cfg["domain"])
-        n = int(cfg["n_train"])
-        if cfg["sampling"] == "grid":
-            x = torch.linspace(low, high, n, dtype=torch.float64)
-        else:
-            gen = torch.Generator().manual_seed(int(cfg["split_seed"]))
-            x = (
+        self.points_seed = seed
+        self.x_train, self.y_train = self._pair(self._points(seed), self.fn, device)
+        grid = torch.linspace(low, high, int(cfg["n_test"]), dtype=torch.float64)
+        self.x_test, self.y_test = self._pair(grid, self.fn, device)
+        self.goals = dict(self.GOALS)
+
+    def _points(self, seed: int) -> torch.Tensor:
+        """The training points the seed draws (``grid``: evenly spaced, for every seed)."""
+        low, high = (float(v) for v in self.cfg["domain"])
+        n, method = int(self.cfg["n_train"]), self.cfg["sampling"]
+        if method == "grid":
+            return torch.linspace(low, high, n, dtype=torch.float64)
+        gen = torch.Generator().manual_seed(seed)
+        if method == "random":  # uniform draws, as the paper's "chosen at random"
+            return (
                 (low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64))
                 .sort()
                 .values
             )
-        grid = torch.linspace(low, high, int(cfg["n_test"]), dtype=torch.float64)
-        self.x_train, self.y_train = self._pair(x, fn, device)
-        self.x_test, self.y_test = self._pair(grid, fn, device)
-        self.goals = dict(self.GOALS)
+        return sample_box(n, [low], [high], method, gen)[:, 0].sort().values
 
     @staticmethod
     def _pair(x: torch.Tensor, fn: Callable, device: torch.device) -> Batch:
@@ -70,8 +80,14 @@ class FunctionTask:
     steps_per_epoch = 1
 
     def with_seed(self, seed: int) -> FunctionTask:
-        """Points and batches do not depend on the run's seed: the same task serves all."""
-        return self
+        """Another run's task: its seed draws its points, unless ``dataset.split_seed``
+        fixes one draw for every seed (the test grid is shared either way)."""
+        if self.cfg["split_seed"] is not None or seed == self.points_seed:
+            return self
+        task = copy.copy(self)
+        task.points_seed = seed
+        task.x_train, task.y_train = self._pair(self._points(seed), self.fn, self.device)
+        return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         yield self.x_train, self.y_train
@@ -91,7 +107,7 @@ class FunctionTask:
         }
 
     def settings(self) -> dict[str, Any]:
-        return {}
+        return {"points_seed": self.points_seed}  # what drew the training points
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Figure]:
@@ -126,9 +142,9 @@ class FunctionDatasetConfig:
     function: str = "discontinuous"
     domain: list[float] = dataclasses.field(default_factory=lambda: [-3.0, 3.0])
     n_train: int = 300
-    sampling: str = "random"  # random | grid
+    sampling: str = "random"  # random | grid | lhs | uniform | hammersley | halton | sobol
     n_test: int = 2000
-    split_seed: int = 0
+    split_seed: int | None = None  # None: the run's seed draws the points
 
 
 def _check_dataset(dataset: Mapping[str, Any]) -> None:
@@ -163,7 +179,7 @@ TASKS.register(
         config=FunctionTaskConfig,
         takes="function",
         goals=FunctionTask.GOALS,
-        build=lambda cfg, device: FunctionTask(cfg["dataset"], device),
+        build=lambda cfg, device: FunctionTask(cfg["dataset"], device, points_seed(cfg)),
         input_shape=lambda cfg: FunctionTask.input_shape,
         capabilities=TaskCapabilities(full_batch=True, functional_loss=True),
     )

@@ -1,0 +1,172 @@
+"""Point sets and seeds: every sampling method fills the domain as documented, the
+quasi-random sets are deterministic and low-discrepancy, a run's seed redraws the points
+(the same way for every column), the shock metric measures where the shock is, and the
+DeepXDE-matching loss options compute what they say."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+from scipy.stats import qmc
+from torch import nn
+
+from adaptrun.activations import ActivationFactory
+from adaptrun.models import build_model
+from adaptrun.run import seed_everything
+from adaptrun.tasks import TASKS
+from adaptrun.tasks.burgers import BurgersTask, residual, shock_position
+from adaptrun.tasks.burgers_exact import exact_u
+from adaptrun.tasks.sampling import SAMPLINGS, sample_box
+
+CPU = torch.device("cpu")
+SMALL = ["dataset.n_collocation=300", "dataset.test_nx=32", "dataset.test_nt=10"]
+
+
+def burgers(*overrides: str) -> tuple[BurgersTask, object]:
+    cfg = compose_config(["experiment=jagtap_burgers", *SMALL, *overrides])
+    return TASKS["burgers"].build(cfg, CPU), cfg
+
+
+@pytest.mark.parametrize("method", SAMPLINGS)
+def test_every_sampling_gives_the_documented_points_in_the_domain(method):
+    task, _ = burgers(f"dataset.sampling={method}")
+    xt_f, xt_data, u_data = task.batch
+    assert xt_f.shape == (300, 2) and xt_data.shape == (400, 2) and u_data.shape == (400, 1)
+    assert xt_f[:, 0].abs().max() <= 1 and (xt_f[:, 1] >= 0).all() and (xt_f[:, 1] <= 1).all()
+    initial, boundary = xt_data[:200], xt_data[200:]
+    assert (initial[:, 1] == 0).all() and initial[:, 0].abs().max() <= 1
+    assert (boundary[:, 0].abs() == 1).all() and (boundary[:, 1] >= 0).all()
+    assert torch.allclose(u_data[:200, 0], -torch.sin(math.pi * initial[:, 0]), atol=1e-6)
+    assert (u_data[200:] == 0).all()
+    function = TASKS["function"].build(
+        compose_config(["experiment=jagtap_discontinuous", f"dataset.sampling={method}"]), CPU
+    )
+    x = function.x_train[:, 0]
+    assert x.shape == (300,) and (x >= -3).all() and (x <= 3).all()
+    assert (x[1:] >= x[:-1]).all()  # sorted
+
+
+@pytest.mark.parametrize("method", ["hammersley", "halton", "sobol"])
+def test_quasi_random_sets_are_deterministic_and_low_discrepancy(method):
+    def draw(seed: int) -> np.ndarray:
+        return sample_box(512, [0.0, 0.0], [1.0, 1.0], method, torch.Generator().manual_seed(seed))
+
+    first, again, other = draw(7).numpy(), draw(7).numpy(), draw(8).numpy()
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    lhs = [draw_lhs(seed) for seed in range(5)]
+    assert qmc.discrepancy(first) < min(qmc.discrepancy(p) for p in lhs)
+    assert qmc.discrepancy(other) < min(qmc.discrepancy(p) for p in lhs)
+
+
+def draw_lhs(seed: int) -> np.ndarray:
+    return sample_box(
+        512, [0.0, 0.0], [1.0, 1.0], "lhs", torch.Generator().manual_seed(seed)
+    ).numpy()
+
+
+def _model(cfg) -> nn.Module:
+    seed_everything(cfg.seed)
+    return build_model(cfg.model, (2,), 1, ActivationFactory(cfg.activation))
+
+
+def test_a_seed_redraws_the_points_the_same_way_for_every_column():
+    tanh, tanh_cfg = burgers("activation=tanh", "seed=3")
+    slopes, slopes_cfg = burgers("activation=layerwise", "seed=3")
+    other, _ = burgers("activation=tanh", "seed=4")
+    for a, b in zip(tanh.batch, slopes.batch, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(tanh.batch[0], other.batch[0])
+    assert tanh.settings()["points_seed"] == 3 and other.settings()["points_seed"] == 4
+    # a stacked run's task for another seed draws that seed's points
+    assert torch.equal(tanh.with_seed(4).batch[0], other.batch[0])
+    # the same initial weights where the shapes allow (the slopes add parameters only)
+    weights = {k: v for k, v in _model(tanh_cfg).state_dict().items()}
+    adaptive = _model(slopes_cfg).state_dict()
+    assert all(torch.equal(v, adaptive[k]) for k, v in weights.items())
+    assert set(adaptive) - set(weights)  # its slopes
+
+
+def test_a_fixed_split_seed_keeps_one_draw_for_every_seed():
+    one, _ = burgers("seed=3", "dataset.split_seed=11")
+    two, _ = burgers("seed=4", "dataset.split_seed=11")
+    assert torch.equal(one.batch[0], two.batch[0])
+    assert one.with_seed(9) is one and one.settings()["points_seed"] == 11
+
+
+def test_the_shock_position_of_the_exact_solution_and_of_a_shifted_one():
+    x = np.linspace(-1, 1, 2001)
+    end = exact_u(x, np.ones_like(x))
+    assert abs(shock_position(x, end)) < 1e-6
+    for shift in (0.05, -0.12):
+        moved = exact_u(np.clip(x - shift, -1, 1), np.ones_like(x))
+        assert shock_position(x, moved) == pytest.approx(shift, abs=1e-3)
+    assert shock_position(x, np.ones_like(x)) is None
+
+
+class Step(nn.Module):
+    """u(x, t) = -tanh((x - x0) / 0.01): a shock at x0 for every t (the network sees
+    (x, 2t - 1))."""
+
+    def __init__(self, x0: float) -> None:
+        super().__init__()
+        self.x0 = x0
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        return -torch.tanh((xt[:, :1] - self.x0) / 0.01) * self.w
+
+
+def test_the_shock_error_is_reported_where_the_network_puts_it():
+    task, _ = burgers()
+    metrics = task.evaluate(Step(0.1))
+    assert metrics["test_shock_error"] == pytest.approx(0.1, abs=2e-3)
+    assert task.evaluate(Step(0.0))["test_shock_error"] < 2e-3
+    assert "test_shock_error" in task.goals
+    assert set(task.figures(Step(0.1))) == {"solution", "profiles"}
+
+
+class Quadratic(nn.Module):
+    """u = a x^2 + b t' (t' = 2t - 1, as the network sees it): derivatives by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.7))
+        self.b = nn.Parameter(torch.tensor(-0.3))
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        return (self.a * xt[:, :1] ** 2 + self.b * xt[:, 1:]).float()
+
+
+@pytest.mark.parametrize("at_data", [False, True])
+@pytest.mark.parametrize("means", ["joint", "separate"])
+def test_the_deepxde_options_compute_the_loss_by_hand(at_data, means):
+    task, _ = burgers(
+        "dataset.n_collocation=3",
+        "dataset.n_boundary=4",
+        f"task.residual_at_data={str(at_data).lower()}",
+        f"task.data_means={means}",
+        "task.derivatives=autograd",
+    )
+    xt_f, xt_data, u_data = task.batch
+    a, b, nu = 0.7, -0.3, task.nu
+
+    def by_hand(xt: torch.Tensor) -> torch.Tensor:
+        x, t = xt[:, 0].double(), xt[:, 1].double()
+        u = a * x**2 + b * (2 * t - 1)
+        return 2 * b + u * 2 * a * x - nu * 2 * a  # u_t + u u_x - nu u_xx
+
+    points = torch.cat([xt_f, xt_data]) if at_data else xt_f
+    res = by_hand(points).pow(2).mean()
+    u = a * xt_data[:, 0].double() ** 2 + b * (2 * xt_data[:, 1].double() - 1)
+    misfit = (u - u_data[:, 0].double()).pow(2)
+    data = misfit[:2].mean() + misfit[2:].mean() if means == "separate" else misfit.mean()
+    model = Quadratic()
+    assert task.loss(model, task.batch).item() == pytest.approx((res + data).item(), rel=1e-5)
+    # the residual helper agrees with the hand-written derivatives
+    f = residual(task.u(model), xt_f, nu)
+    assert torch.allclose(f.reshape(-1).double(), by_hand(xt_f), atol=1e-5)
