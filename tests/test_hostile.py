@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, read_metrics, run_cli, run_cli_many, start_cli, wait_for
+from conftest import (
+    compose_config,
+    read_metrics,
+    run_cli,
+    run_cli_many,
+    small_disk,
+    start_cli,
+    wait_for,
+)
 from hydra import initialize_config_dir
 
 from adaptrun.cli import config_dir
@@ -223,13 +231,8 @@ def test_a_damaged_metrics_json_trains_again_with_one_warning(content, tmp_path,
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 100 KB file system: too small even for the run's 256 KB reserve."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)])
-    if done.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI and developers run as root here)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with small_disk(tmp_path / "tiny", "100k") as mount:
+        yield mount
 
 
 def test_a_disk_nearly_full_at_start_fails_in_one_line_with_its_record(tiny_disk, tmp_path):

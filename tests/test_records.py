@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
+from conftest import compose_config, read_metrics, run_cli, small_disk, start_cli, wait_for
 from omegaconf import OmegaConf
 
 from adaptrun.checkpoint import FILENAME
@@ -104,13 +104,8 @@ def test_a_sweep_into_a_folder_another_sweep_holds_is_refused(tmp_path):
 @pytest.fixture
 def full_disk(tmp_path):
     """A 300 KB filesystem: a run's checkpoint fills it during training."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)])
-    if done.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI and developers run as root here)")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with small_disk(tmp_path / "small", "300k") as mount:
+        yield mount
 
 
 def test_a_full_disk_ends_in_metrics_json_with_one_line_and_no_stray_files(full_disk, tmp_path):

@@ -167,10 +167,7 @@ def _recorded_only(
         config = dict(template)
         for override in str(record.get("overrides", "")).split():
             key, _, value = override.lstrip("+").partition("=")
-            name = (
-                key if "." in key or key not in {k.split(".")[0] for k in config} else f"{key}.name"
-            )
-            config[name] = _value(value)
+            config[f"{key}.name" if f"{key}.name" in config else key] = _value(value)
         metrics = _metrics(folder / "metrics.json", notes) if folder.is_dir() else {}
         if not metrics:
             outcome = record.get("outcome") or "missing"
