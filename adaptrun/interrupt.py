@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -76,22 +77,25 @@ SWEEP_PID = "ADAPTRUN_SWEEP_PID"  # the sweep's own process, for its worker proc
 def mark_sweep_process() -> None:
     """Called by the sweep's process before its launcher starts workers (which inherit
     the environment), so each worker can tell when that process is gone."""
-    os.environ[SWEEP_PID] = str(os.getpid())
+    os.environ[SWEEP_PID] = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def stop_with_the_sweep() -> None:
-    """In a worker process of a sweep (joblib's), stop as the sweep's process does: when
-    that process is gone (killed, even by SIGKILL, which it cannot pass on), this process
-    sends itself SIGTERM, so a run in training checkpoints and ends instead of training on
-    as an orphan. Hand-written: loky notices a dead parent only between tasks."""
-    sweep = os.environ.get(SWEEP_PID)
-    if not sweep or int(sweep) == os.getpid() or _WATCHING:
-        return
-    _WATCHING.append(int(sweep))
+    """In a worker process the sweep's process started on this machine (joblib's), stop as
+    that process does: when it is gone (killed, even by SIGKILL, which it cannot pass on),
+    this process sends itself SIGTERM, so a run in training checkpoints and ends instead of
+    training on as an orphan. Only the sweep's own children watch: a SLURM job inherits the
+    variable too, on another machine, where that process id means nothing. Hand-written:
+    loky notices a dead parent only between tasks."""
+    host, _, pid = os.environ.get(SWEEP_PID, "").rpartition(":")
+    sweep = int(pid) if pid.isdigit() else None
     parent = os.getppid()
+    if sweep is None or host != socket.gethostname() or parent != sweep or _WATCHING:
+        return
+    _WATCHING.append(sweep)
 
     def watch() -> None:
-        while os.getppid() == parent and _alive(int(sweep)):
+        while os.getppid() == parent and _alive(sweep):
             time.sleep(0.5)
         _ORPHANED.append(True)
         os.kill(os.getpid(), signal.SIGTERM)

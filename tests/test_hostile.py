@@ -375,3 +375,17 @@ def test_a_damaged_outcome_record_counts_its_job_as_missing(small_sweep, tmp_pat
     jobs = collect(sweep, [["seed=0"], ["seed=1"], ["seed=2"]])
     assert [j.outcome for j in jobs] == ["completed", "missing", "completed"]
     assert "its outcome record is damaged (NoneType, not an object)" in jobs[1].error
+
+
+def test_only_the_sweeps_own_children_watch_it(monkeypatch):
+    """A SLURM job inherits the variable on another machine; a process the sweep did not
+    start itself has another parent: neither may stop itself."""
+    import socket
+    import threading
+
+    from adaptrun.interrupt import SWEEP_PID, stop_with_the_sweep
+
+    for value in (f"elsewhere:{os.getppid()}", f"{socket.gethostname()}:{os.getpid()}"):
+        monkeypatch.setenv(SWEEP_PID, value)
+        stop_with_the_sweep()
+        assert "adaptrun-sweep-watch" not in [t.name for t in threading.enumerate()]
