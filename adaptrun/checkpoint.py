@@ -101,9 +101,11 @@ def save_atomic(path: Path, state: Mapping[str, Any]) -> None:
     replace_atomically(path, lambda f: f.write(buffer.getbuffer()))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """The checkpoint's contents; ValueError (or torch's own error) if it is not one."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def _read(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint's contents; ValueError (or torch's own error) if it is not one.
+    ``mmap``: tensors mapped, not read (a look at the config reads a few KB of a large
+    model's checkpoint)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"not an adaptrun checkpoint of format {FORMAT}")
     missing = {"position", "model", "optimizer", "schedule", "rng", "tracker", "config"}
@@ -138,7 +140,7 @@ def check_written_for(path: Path, config: Mapping[str, Any]) -> None:
     if not path.exists():
         return
     try:
-        state = _read(path)
+        state = _read(path, mmap=True)
     except Exception:
         return
     _compare(path, state["config"], config)
