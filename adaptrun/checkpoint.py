@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from adaptrun.errors import UserError
 from adaptrun.files import refuse_link, replace_atomically
@@ -69,6 +70,12 @@ def flat_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def fingerprint(flat: Mapping[str, Any]) -> str:
     """A short hash of a flat config, stored in metrics.json to tell runs apart."""
     return hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: Any) -> str:
+    """The hash a run's metrics.json carries: its resolved config, less what may change on
+    resume (a stacked run's own config hashes as a separate run of it would)."""
+    return fingerprint(flat_config(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def rng_state() -> dict[str, Any]:

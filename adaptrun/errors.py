@@ -1,7 +1,9 @@
 """User-facing errors: the CLI turns these into one line on stderr and exit code 2."""
 
+import difflib
 import errno
 import math
+from collections.abc import Sequence
 
 
 class UserError(Exception):
@@ -58,3 +60,9 @@ def config_problem(exc: BaseException) -> str:
     if type(exc).__module__.startswith("omegaconf"):
         return text
     return f"a config value could not be checked ({type(exc).__name__}: {text})"
+
+
+def nearest(name: str, valid: Sequence[str], prefix: str = "", n: int = 2) -> str:
+    """``did you mean X? `` for the ``n`` closest of ``valid`` (difflib), or ""."""
+    near = difflib.get_close_matches(name, list(valid), n=n, cutoff=0.6)
+    return f"did you mean {' or '.join(prefix + m for m in near)}? " if near else ""

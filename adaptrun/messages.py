@@ -3,22 +3,17 @@ mean" from the options or keys it offered; any text folded onto one line."""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from hydra.errors import MissingConfigException, OverrideParseException
+
+from adaptrun.errors import nearest
 
 
 def one_line(text: object) -> str:
     """``text`` on one line: its lines joined with "; ", runs of spaces kept single."""
     lines = [" ".join(line.split()) for line in str(text).splitlines()]
     return "; ".join(line for line in lines if line)
-
-
-def nearest(name: str, valid: Sequence[str], prefix: str = "") -> str:
-    """``did you mean X? `` for the closest of ``valid`` (difflib), or ""."""
-    near = difflib.get_close_matches(name, list(valid), n=2, cutoff=0.6)
-    return f"did you mean {' or '.join(prefix + n for n in near)}? " if near else ""
 
 
 def hydra_error(exc: BaseException) -> str:

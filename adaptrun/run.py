@@ -21,7 +21,7 @@ from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.allocator import keep_freed_memory
 from adaptrun.board import Board
-from adaptrun.checkpoint import fingerprint, flat_config
+from adaptrun.checkpoint import config_hash, fingerprint, flat_config
 from adaptrun.config_check import Checked, check_config
 from adaptrun.errors import UserError, describe_error
 from adaptrun.events import truncate_events
@@ -148,7 +148,7 @@ def run_specs(
                 one,
                 run_dir.parent / folder,
                 run_hparams(one, [*common, *(stacking.key_of(o) for o in own)]),
-                fingerprint(flat_config(OmegaConf.to_container(one, resolve=True))),
+                config_hash(one),
                 [*(f"{k}={v}" for k, v in common.items()), *own],
                 num,
             )
@@ -162,7 +162,7 @@ def run_specs(
             one,
             run_dir / f"seed={one.seed}",
             run_hparams(one, given),
-            fingerprint(flat_config(OmegaConf.to_container(one, resolve=True))),
+            config_hash(one),
         )
         for one in runs
     ]

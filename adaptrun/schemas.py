@@ -12,13 +12,12 @@ checks (they say what would work).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from adaptrun.errors import ConfigError
+from adaptrun.errors import ConfigError, nearest
 
 CONTAINERS: dict[Any, tuple[type, ...]] = {list: (Sequence,), dict: (Mapping,)}
 
@@ -83,8 +82,7 @@ class RootConfig:
 def unknown_key(key: str, name: str, valid: list[str], what: str) -> ConfigError:
     """``key.name`` is not a setting: the error names the nearest valid ones."""
     full = f"{key}.{name}" if key else name
-    near = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(f'{key}.{n}' if key else n for n in near)}? " if near else ""
+    hint = nearest(name, valid, f"{key}." if key else "", n=3)
     return ConfigError(full, f"not a setting of {what}; {hint}valid: {', '.join(valid)}")
 
 

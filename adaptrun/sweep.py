@@ -143,14 +143,14 @@ def _repeated_runs(
     """Jobs that would train a run (a config and seed) that an earlier job trains too, as
     ``trainer.stack=2 seed=0,1`` does (seeds 0, 1 and 1, 2): counted twice, a report's
     interval would be too narrow."""
-    from adaptrun.checkpoint import fingerprint, flat_config
+    from adaptrun.checkpoint import config_hash
     from adaptrun.run import stacked_runs
 
     first: dict[str, tuple[int, int]] = {}
     problems = {}
     for num, cfg in sorted(configs.items()):
         for one in stacked_runs(cfg):
-            key = fingerprint(flat_config(OmegaConf.to_container(one, resolve=True)))
+            key = config_hash(one)
             if key not in first:
                 first[key] = (num, one.seed)
                 continue

@@ -12,7 +12,6 @@ away from it; it then follows the hooks of ``adaptrun.activations.family`` like 
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
@@ -24,6 +23,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from adaptrun.activations.family import FAMILIES, ActivationFamily, Capabilities, require
+from adaptrun.errors import nearest
 
 RESERVED = ("name", "family", "_target_")
 
@@ -73,8 +73,7 @@ def _import(target: str) -> Any:
         require(False, "_target_", f"importing {module_name} raised {type(exc).__name__}: {reason}")
     if not hasattr(module, name):
         classes = sorted(k for k, v in vars(module).items() if isinstance(v, type))
-        near = difflib.get_close_matches(name, classes, n=1, cutoff=0.6)
-        hint = f"did you mean {module_name}.{near[0]}? " if near else ""
+        hint = nearest(name, classes, f"{module_name}.", n=1)
         where = getattr(module, "__file__", None) or module_name
         require(
             False,

@@ -23,14 +23,13 @@ What the runner asks of a built module (all optional, see docs/plugins.md):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from adaptrun.errors import ConfigError, is_number
+from adaptrun.errors import ConfigError, is_number, nearest
 from adaptrun.registry import Registry
 
 MARK = "adaptrun_activation"  # set on every module a factory builds
@@ -117,8 +116,7 @@ class ActivationFamily:
         names = {f.name for f in dataclasses.fields(self.config)}
         unknown = sorted(set(values) - names)
         if unknown:
-            near = difflib.get_close_matches(unknown[0], sorted(names), n=3, cutoff=0.6)
-            hint = f"did you mean {' or '.join(f'activation.{n}' for n in near)}? " if near else ""
+            hint = nearest(unknown[0], sorted(names), "activation.", n=3)
             raise SpecError(
                 unknown[0],
                 f"not a setting of family {self.name}; {hint}it has: "
