@@ -158,6 +158,12 @@ def check_config(cfg: Mapping[str, Any]) -> Checked:
         "seed",
         f"must be an integer (got {cfg['seed']!r})",
     )
+    split = cfg["dataset"].get("split_seed")
+    require(
+        split is None or is_count(split, 0),
+        "dataset.split_seed",
+        f"must be null (each run's seed draws the data) or an integer >= 0 (got {split!r})",
+    )
     task = check_task(cfg)
     model = check_model(cfg["model"], task.input_shape(cfg), cfg["dataset"]["name"])
     factory = check_activation(cfg["activation"], task)

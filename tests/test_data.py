@@ -29,10 +29,11 @@ def test_digits_split_holds_the_real_pixels_and_labels(compose_cfg):
     assert len({row.tobytes() for row in both}) == len({img.tobytes() for img in expected})
 
 
-def test_digits_split_is_stratified_and_fixed(compose_cfg):
-    a = load_dataset(compose_cfg().dataset)
-    b = load_dataset(compose_cfg(["seed=5"]).dataset)  # the run seed does not move the split
+def test_digits_split_is_stratified_and_seeded(compose_cfg):
+    a = load_dataset(compose_cfg().dataset, split_seed=5)
+    b = load_dataset(compose_cfg().dataset, split_seed=5)
     assert torch.equal(a.test.x, b.test.x) and torch.equal(a.test.y, b.test.y)
+    assert not torch.equal(a.test.x, load_dataset(compose_cfg().dataset, split_seed=6).test.x)
     counts = torch.bincount(a.test.y, minlength=10)
     assert counts.min() >= 35 and counts.max() <= 37  # 360 over 10 classes of ~180
 

@@ -81,7 +81,7 @@ def test_a_seed_redraws_the_points_the_same_way_for_every_column():
     for a, b in zip(tanh.batch, slopes.batch, strict=True):
         assert torch.equal(a, b)
     assert not torch.equal(tanh.batch[0], other.batch[0])
-    assert tanh.settings()["points_seed"] == 3 and other.settings()["points_seed"] == 4
+    assert tanh.settings()["data_seed"] == 3 and other.settings()["data_seed"] == 4
     # a stacked run's task for another seed draws that seed's points
     assert torch.equal(tanh.with_seed(4).batch[0], other.batch[0])
     # the same initial weights where the shapes allow (the slopes add parameters only)
@@ -95,7 +95,7 @@ def test_a_fixed_split_seed_keeps_one_draw_for_every_seed():
     one, _ = burgers("seed=3", "dataset.split_seed=11")
     two, _ = burgers("seed=4", "dataset.split_seed=11")
     assert torch.equal(one.batch[0], two.batch[0])
-    assert one.with_seed(9) is one and one.settings()["points_seed"] == 11
+    assert one.with_seed(9) is one and one.settings()["data_seed"] == 11
 
 
 def test_the_shock_position_of_the_exact_solution_and_of_a_shifted_one():
@@ -170,3 +170,43 @@ def test_the_deepxde_options_compute_the_loss_by_hand(at_data, means):
     # the residual helper agrees with the hand-written derivatives
     f = residual(task.u(model), xt_f, nu)
     assert torch.allclose(f.reshape(-1).double(), by_hand(xt_f), atol=1e-5)
+
+
+def digits(*overrides: str):
+    cfg = compose_config(["dataset=digits", "model=mlp", *overrides])
+    return TASKS["classification"].build(cfg, CPU)
+
+
+def test_a_seed_redraws_the_hold_out_and_a_drawn_test_split_for_every_column():
+    three = digits("seed=3", "dataset.val_fraction=0.2")
+    adaptive = digits("seed=3", "dataset.val_fraction=0.2", "activation=neuronwise_slope")
+    four = digits("seed=4", "dataset.val_fraction=0.2")
+    for split in ("train", "val", "test"):
+        a, b, c = (t.data.splits[split].x for t in (three, adaptive, four))
+        assert torch.equal(a, b)  # one seed: the same data for every column
+        assert a.shape == c.shape and not torch.equal(a, c)  # another seed: another draw
+    assert three.settings()["data_seed"] == 3 and four.settings()["data_seed"] == 4
+    # a stacked run's task for another seed holds that seed's draw; its own seed keeps its own
+    redrawn = three.with_seed(4)
+    assert torch.equal(redrawn.data.val.x, four.data.val.x) and redrawn.settings()["data_seed"] == 4
+    assert three.with_seed(3).data is three.data
+
+
+def test_a_fixed_split_seed_shares_one_draw_and_an_official_split_never_copies():
+    one = digits("seed=3", "dataset.split_seed=11", "dataset.val_fraction=0.2")
+    two = digits("seed=4", "dataset.split_seed=11", "dataset.val_fraction=0.2")
+    assert torch.equal(one.data.val.x, two.data.val.x) and torch.equal(
+        one.data.test.x, two.data.test.x
+    )
+    assert one.with_seed(9).data is one.data and one.settings()["data_seed"] == 11
+    # the batch order still follows the run's seed
+    first = next(one.train_batches(0))[1]
+    assert not torch.equal(first, next(one.with_seed(9).train_batches(0))[1])
+
+
+def test_a_split_seed_must_be_null_or_a_count():
+    from adaptrun.config_check import check_config
+    from adaptrun.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"dataset\.split_seed.*null.*>= 0"):
+        check_config(compose_config(["dataset=digits", "dataset.split_seed=-1"]))

@@ -89,8 +89,9 @@ DATASETS.register(
         config=DigitsConfig,
         kind="images",
         check=_check,
-        load=lambda cfg: load_digits(
-            int(cfg["test_size"]), int(cfg["split_seed"]), Path(str(cfg["root"])) / "digits"
+        load=lambda cfg, split_seed: load_digits(
+            int(cfg["test_size"]), split_seed, Path(str(cfg["root"])) / "digits"
         ),
+        draws_test_split=True,
     )
 )

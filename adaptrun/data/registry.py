@@ -38,7 +38,7 @@ class KFoldConfig:
 
 
 PROTOCOL_SCHEMAS: dict[str, type] = {"holdout": HoldoutConfig, "kfold": KFoldConfig}
-Loader = Callable[[Mapping[str, Any]], tuple[Split, Split]]
+Loader = Callable[[Mapping[str, Any], int], tuple[Split, Split]]  # (cfg, split seed)
 
 
 def _no_check(cfg: Mapping[str, Any]) -> None:
@@ -53,6 +53,7 @@ class DatasetEntry:
     check: Callable[[Mapping[str, Any]], None] = _no_check
     load: Loader | None = None  # images: (train, test) splits, uint8 on the CPU
     doc: str = ""
+    draws_test_split: bool = False  # images: the test split is drawn with dataset.split_seed
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", "dataset.name")
@@ -67,11 +68,29 @@ class ImageDatasetConfig:
     num_classes: int = 10
     root: str = "${data_root}"
     download: bool = True
-    split_seed: int = 0  # seeds the validation hold-out (and any train/test split)
+    split_seed: int | None = None  # None: the run's seed draws the hold-out (and any test split)
     val_fraction: float = 0.0
     placement: str = "auto"  # auto | device | host
     # the locally-adaptive paper's augmentation for this dataset (augmentation=paper)
     paper_augmentation: list[Any] = dataclasses.field(default_factory=list)
+
+
+def data_seed(cfg: Mapping[str, Any]) -> int:
+    """The seed that draws a run's data (points, hold-out, a drawn test split):
+    ``dataset.split_seed`` when it fixes one draw for every seed, else the run's own
+    ``seed``, so each seed redraws the data the same way for every column of a sweep."""
+    fixed = cfg["dataset"].get("split_seed")
+    return int(cfg["seed"] if fixed is None else fixed)
+
+
+def split_follows_seed(cfg: Mapping[str, Any]) -> bool:
+    """Whether a classification run's splits change with its seed (stacked runs then
+    need one copy of the data per seed; otherwise they share one)."""
+    dataset = cfg["dataset"]
+    drawn = (
+        float(dataset.get("val_fraction", 0.0)) > 0 or DATASETS[dataset["name"]].draws_test_split
+    )
+    return dataset.get("split_seed") is None and drawn
 
 
 def check_images(cfg: Mapping[str, Any]) -> None:
@@ -114,16 +133,20 @@ def check_protocol(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def load_dataset(cfg: Mapping[str, Any], protocol: Mapping[str, Any] | None = None) -> ImageData:
-    """Load the configured dataset, apply the protocol, hold out validation, check shapes."""
+def load_dataset(
+    cfg: Mapping[str, Any], protocol: Mapping[str, Any] | None = None, split_seed: int = 0
+) -> ImageData:
+    """Load the configured dataset, apply the protocol, hold out validation, check shapes.
+    ``split_seed`` draws the hold-out and any drawn test split (``data_seed``); the
+    k-fold assignment has its own ``protocol.seed``, the same for every fold."""
     entry = DATASETS[cfg["name"]]
     if entry.load is None:
         raise ConfigError("dataset", f"dataset {entry.name} has no images to load")
-    train, test = entry.load(cfg)
+    train, test = entry.load(cfg, split_seed)
     if protocol is not None and protocol["name"] == "kfold":
         seed = int(protocol["seed"])
         train, test = kfold(train, test, int(protocol["folds"]), int(protocol["fold"]), seed)
-    train, val = hold_out(train, float(cfg.get("val_fraction", 0.0)), int(cfg["split_seed"]))
+    train, val = hold_out(train, float(cfg.get("val_fraction", 0.0)), split_seed)
     mean, std = channel_stats(train.x)
     data = ImageData(cfg["name"], train, test, int(cfg["num_classes"]), mean, std, val)
     declared = tuple(cfg["shape"])

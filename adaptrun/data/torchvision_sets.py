@@ -171,8 +171,9 @@ def _split(arrays: Arrays) -> Split:
     return Split(torch.from_numpy(x), torch.from_numpy(y))
 
 
-def load_splits(cfg: Mapping[str, Any]) -> tuple[Split, Split]:
-    """(train, test) of a torchvision dataset; Semeion's one pool is split as in the paper."""
+def load_splits(cfg: Mapping[str, Any], split_seed: int = 0) -> tuple[Split, Split]:
+    """(train, test) of a torchvision dataset; Semeion's one pool is split as in the
+    paper, drawn with ``split_seed``."""
     name = cfg["name"]
     train, test = load_arrays(name, Path(str(cfg["root"])), bool(cfg["download"]))
     if test is not None:
@@ -184,7 +185,7 @@ def load_splits(cfg: Mapping[str, Any]) -> tuple[Split, Split]:
             f"dataset {name}: has {len(pool)} samples, fewer than "
             f"dataset.train_size + dataset.test_size ({need})"
         )
-    return split_pool(pool, int(cfg["train_size"]), cfg["test_size"], int(cfg["split_seed"]))
+    return split_pool(pool, int(cfg["train_size"]), cfg["test_size"], split_seed)
 
 
 @dataclasses.dataclass
@@ -215,5 +216,6 @@ for _source in SOURCES.values():
             kind="images",
             check=_check_pool if _pooled else check_images,
             load=load_splits,
+            draws_test_split=_pooled,
         )
     )

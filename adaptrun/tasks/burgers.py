@@ -21,14 +21,14 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from adaptrun.activations import ActivationFactory
-from adaptrun.data.registry import DATASETS, DatasetEntry
+from adaptrun.data.registry import DATASETS, DatasetEntry, data_seed
 from adaptrun.errors import is_count, is_number, require
 from adaptrun.figures import pyplot
 from adaptrun.models.registry import MODELS
 from adaptrun.tasks.burgers_exact import exact_grid, exact_u
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
-from adaptrun.tasks.sampling import SAMPLINGS, points_seed, sample_box
+from adaptrun.tasks.sampling import SAMPLINGS, sample_box
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -158,7 +158,7 @@ class BurgersTask:
         return self.derivatives == "forward"
 
     def settings(self) -> dict[str, Any]:
-        return {"derivatives": self.derivatives, "points_seed": self.points_seed}
+        return {"derivatives": self.derivatives, "data_seed": self.points_seed}
 
     def with_seed(self, seed: int) -> BurgersTask:
         """Another run's task: its seed draws its points, unless ``dataset.split_seed``
@@ -357,7 +357,7 @@ def _build(cfg: Mapping[str, Any], device: torch.device) -> BurgersTask:
         mode,
         cfg["task"]["derivatives"],
     )
-    return BurgersTask(cfg["dataset"], cfg["task"], device, mode, points_seed(cfg))
+    return BurgersTask(cfg["dataset"], cfg["task"], device, mode, data_seed(cfg))
 
 
 DATASETS.register(

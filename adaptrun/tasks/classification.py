@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from adaptrun.data import load_dataset, place
 from adaptrun.data.augment import Augment, check_ops
 from adaptrun.data.images import ImageData, Split, batch_indices, standardize, to_unit
+from adaptrun.data.registry import data_seed, split_follows_seed
 from adaptrun.errors import is_count, require
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
@@ -47,16 +48,25 @@ class ClassificationTask:
         device: torch.device,
         augment: Augment | None = None,
         eval_batch_size: int = 1024,
+        redraw: Callable[[int], ImageData] | None = None,
+        data_seed: int | None = None,
     ) -> None:
         self.data = data
+        # what drew the splits: the run's seed, or dataset.split_seed's one fixed draw
+        self.data_seed = seed if data_seed is None else data_seed
+        self.redraw = redraw  # None: the splits do not change with the seed
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
         self.augment = augment
         self.eval_batch_size = eval_batch_size
-        self._mean = torch.tensor(data.mean, device=device).view(-1, 1, 1)
-        self._std = torch.tensor(data.std, device=device).view(-1, 1, 1)
+        self._normalize(data)
         self.memory_format = torch.contiguous_format  # channels-last on CUDA: fastpaths
+
+    def _normalize(self, data: ImageData) -> None:
+        """Standardise with the statistics of ``data``'s own training split."""
+        self._mean = torch.tensor(data.mean, device=self.device).view(-1, 1, 1)
+        self._std = torch.tensor(data.std, device=self.device).view(-1, 1, 1)
 
     @property
     def goals(self) -> dict[str, str]:
@@ -77,10 +87,14 @@ class ClassificationTask:
         return math.ceil(len(self.data.train) / self.batch_size)
 
     def with_seed(self, seed: int) -> ClassificationTask:
-        """The same data (shared, not copied) with another run's batch order and
-        augmentation; stacked runs use one per seed."""
+        """Another run's batch order and augmentation, and its own draw of the hold-out
+        (and of a drawn test split) where those follow the seed; otherwise the same data,
+        shared, not copied. Stacked runs use one per seed."""
         task = copy.copy(self)
         task.seed = seed
+        if self.redraw is not None and seed != self.data_seed:
+            task.data, task.data_seed = self.redraw(seed), seed
+            task._normalize(task.data)
         return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
@@ -99,7 +113,7 @@ class ClassificationTask:
         return {}
 
     def settings(self) -> dict[str, Any]:
-        return {}
+        return {"data_seed": self.data_seed}  # what drew the hold-out and any drawn test split
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -150,14 +164,21 @@ def _check(cfg: Mapping[str, Any]) -> None:
 def build(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTask:
     """The configured dataset, split by the protocol, placed for ``device``."""
     dataset = cfg["dataset"]
-    data = place(load_dataset(dataset, cfg["protocol"]), device, dataset["placement"])
+
+    def load(split_seed: int) -> ImageData:
+        data = load_dataset(dataset, cfg["protocol"], split_seed)
+        return place(data, device, dataset["placement"])
+
+    drawn_by = data_seed(cfg)
     return ClassificationTask(
-        data,
+        load(drawn_by),
         batch_size=int(cfg["trainer"]["batch_size"]),
         seed=int(cfg["seed"]),
         device=device,
         augment=Augment(list(cfg["augmentation"]["ops"])),
         eval_batch_size=int(cfg["task"]["eval_batch_size"]),
+        redraw=load if split_follows_seed(cfg) else None,
+        data_seed=drawn_by,
     )
 
 

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptrun.data.registry import DATASETS, DatasetEntry
+from adaptrun.data.registry import DATASETS, DatasetEntry, data_seed
 from adaptrun.errors import is_count, is_number, require
 from adaptrun.figures import pyplot
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 from adaptrun.tasks.sampling import SAMPLINGS as BOX_SAMPLINGS
-from adaptrun.tasks.sampling import points_seed, sample_box
+from adaptrun.tasks.sampling import sample_box
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -107,7 +107,7 @@ class FunctionTask:
         }
 
     def settings(self) -> dict[str, Any]:
-        return {"points_seed": self.points_seed}  # what drew the training points
+        return {"data_seed": self.points_seed}  # what drew the training points
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Figure]:
@@ -179,7 +179,7 @@ TASKS.register(
         config=FunctionTaskConfig,
         takes="function",
         goals=FunctionTask.GOALS,
-        build=lambda cfg, device: FunctionTask(cfg["dataset"], device, points_seed(cfg)),
+        build=lambda cfg, device: FunctionTask(cfg["dataset"], device, data_seed(cfg)),
         input_shape=lambda cfg: FunctionTask.input_shape,
         capabilities=TaskCapabilities(full_batch=True, functional_loss=True),
     )

@@ -11,21 +11,11 @@ shift modulo 1 (a Cranley-Patterson rotation).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
 
 SAMPLINGS = ("lhs", "uniform", "hammersley", "halton", "sobol")
-
-
-def points_seed(cfg: Mapping[str, Any]) -> int:
-    """The seed that draws a run's points: ``dataset.split_seed`` when it fixes one draw
-    for every seed, else the run's own ``seed`` (each seed redraws the points, the same
-    way for every column of a sweep)."""
-    fixed = cfg["dataset"].get("split_seed")
-    return int(cfg["seed"] if fixed is None else fixed)
 
 
 def sample_box(
