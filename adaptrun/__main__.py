@@ -1,3 +1,3 @@
-from adaptrun.cli import main
+from adaptrun.cli.main import main
 
 main()

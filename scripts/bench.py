@@ -12,7 +12,7 @@ Prints (and with --write, writes with the device and this command):
 3. a torchvision DataLoader + PIL pipeline's throughput against the runner's;
 4. stacked runs (trainer.stack) against the same runs one after another.
 Every row of a section is measured in the same process, one after another
-(the measurements live in adaptrun.benchmarks; adaptrun-doctor runs a short subset).
+(the measurements live in adaptrun.tools.benchmarks; adaptrun-doctor runs a short subset).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from adaptrun.allocator import keep_freed_memory
-from adaptrun.benchmarks import Fast, Sizes, activation_rows, runner_rows, stack_rows, table
+from adaptrun.runner.allocator import keep_freed_memory
+from adaptrun.tools.benchmarks import Fast, Sizes, activation_rows, runner_rows, stack_rows, table
 
 TARGETS = (
     "Targets on a CUDA GPU: per-channel and per-element slopes >= 0.95x fixed ReLU, "

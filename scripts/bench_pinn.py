@@ -11,7 +11,7 @@ Their first calls (the compiled one includes compilation) are timed apart, the
 gradients of forward and autograd compared; the rates are measured after a warm-up;
 ratios are to autograd eager. Extra arguments are config
 overrides on top of experiment=jagtap_burgers. The process keeps freed tensor memory
-(adaptrun.allocator), as every adaptrun run does, unless ``--default-malloc``;
+(adaptrun.runner.allocator), as every adaptrun run does, unless ``--default-malloc``;
 ``--peer deepxde`` runs in the same process and gains from it too.
 """
 
@@ -27,15 +27,15 @@ import deepxde_peer
 import torch
 from hydra import compose, initialize_config_dir
 
-from adaptrun.allocator import keep_freed_memory
-from adaptrun.cli import config_dir
-from adaptrun.config_check import check_config
+from adaptrun.config.check import check_config
+from adaptrun.config.options import config_dir
 from adaptrun.models import build_model
-from adaptrun.optim import build_optimizer
-from adaptrun.run import resolve_device
-from adaptrun.stack import StackedStep, StackedTask, stack_models
-from adaptrun.steps import compiled_functional_step, eager_step
+from adaptrun.runner.allocator import keep_freed_memory
+from adaptrun.runner.run import resolve_device
 from adaptrun.tasks.burgers import BurgersTask
+from adaptrun.training.optim import build_optimizer
+from adaptrun.training.stacked import StackedStep, StackedTask, stack_models
+from adaptrun.training.steps import compiled_functional_step, eager_step
 
 
 def _sync(device: torch.device) -> None:
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument(
         "--default-malloc",
         action="store_true",
-        help="leave glibc's allocator as it is (to measure what adaptrun.allocator gains)",
+        help="leave glibc's allocator as it is (to measure what adaptrun.runner.allocator gains)",
     )
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. activation=layerwise")
     args = parser.parse_args()

@@ -25,15 +25,15 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from adaptrun.activations import ActivationFactory
-from adaptrun.allocator import keep_freed_memory
-from adaptrun.cli import config_dir
-from adaptrun.config_check import check_config
+from adaptrun.config.check import check_config
+from adaptrun.config.options import config_dir
 from adaptrun.models import build_model
-from adaptrun.optim import build_optimizer
-from adaptrun.run import seed_everything
-from adaptrun.stack import StackedStep, StackedTask, stack_models
-from adaptrun.steps import eager_step
-from adaptrun.threads import resolve_threads
+from adaptrun.runner.allocator import keep_freed_memory
+from adaptrun.runner.run import seed_everything
+from adaptrun.runner.threads import resolve_threads
+from adaptrun.training.optim import build_optimizer
+from adaptrun.training.stacked import StackedStep, StackedTask, stack_models
+from adaptrun.training.steps import eager_step
 
 ACTIVATIONS = ["tanh", "global_slope", "layerwise_slope", "neuronwise_slope"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from adaptrun.options import options
+from adaptrun.config.options import options
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -25,24 +25,30 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def readme_table(readme: str) -> str:
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[start:end].strip()
+def readme_block(readme: str, begin: str = BEGIN, end: str = END) -> str:
+    start, stop = readme.index(begin) + len(begin), readme.index(end)
+    return readme[start:stop].strip()
 
 
-def write_readme() -> None:
+def write_readme(text: str, begin: str = BEGIN, end: str = END) -> None:
     path = REPO / "README.md"
     readme = path.read_text()
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    path.write_text(f"{readme[:start]}\n{table()}\n{readme[end:]}")
+    start, stop = readme.index(begin) + len(begin), readme.index(end)
+    path.write_text(f"{readme[:start]}\n{text}\n{readme[stop:]}")
+
+
+def main(text: str, what: str, begin: str = BEGIN, end: str = END) -> None:
+    """``--write`` puts ``text`` into README.md, ``--check`` exits 1 if its copy is stale."""
+    if "--write" in sys.argv:
+        write_readme(text, begin, end)
+    elif "--check" in sys.argv:
+        stale = readme_block((REPO / "README.md").read_text(), begin, end) != text
+        script = Path(sys.argv[0]).name
+        print(f"README.md {what} is stale: run scripts/{script} --write" if stale else "ok")
+        sys.exit(1 if stale else 0)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":
-    if "--write" in sys.argv:
-        write_readme()
-        sys.exit(0)
-    if "--check" in sys.argv:
-        stale = readme_table((REPO / "README.md").read_text()) != table()
-        print("README.md config table is stale: run scripts/config_table.py" if stale else "ok")
-        sys.exit(1 if stale else 0)
-    print(table())
+    main(table(), "config table")

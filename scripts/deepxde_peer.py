@@ -165,8 +165,8 @@ def main() -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from adaptrun.cli import config_dir
-    from adaptrun.config_check import check_config
+    from adaptrun.config.check import check_config
+    from adaptrun.config.options import config_dir
     from adaptrun.tasks.burgers import BurgersTask
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -1,5 +1,5 @@
 """Run ``adaptrun`` many times from one process that has imported it once: each command
-runs the real entry point (``adaptrun.cli.main``) in a forked child with its own argv,
+runs the real entry point (``adaptrun.cli.main.main``) in a forked child with its own argv,
 folder, stdout and stderr, so a check of many bad inputs pays torch's import once.
 
     python cli_forked.py CASES_JSON   (a list of {"args": [...], "cwd": ..., "out": ...})
@@ -11,10 +11,10 @@ import json
 import os
 import sys
 
-import adaptrun.hydra_callbacks
-import adaptrun.run  # noqa: F401
-from adaptrun.cli import main
-from adaptrun.registry import load_plugins
+import adaptrun.cli.hydra_callbacks
+import adaptrun.runner.run  # noqa: F401
+from adaptrun.cli.main import main
+from adaptrun.core.registry import load_plugins
 
 load_plugins()
 with open(sys.argv[1]) as f:

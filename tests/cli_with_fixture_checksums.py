@@ -13,6 +13,6 @@ from dataset_fixtures import point_checksums_at
 
 point_checksums_at(json.loads(os.environ["FIXTURE_MD5"]))
 
-from adaptrun.cli import main  # noqa: E402
+from adaptrun.cli.main import main  # noqa: E402
 
 main()

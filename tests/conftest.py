@@ -24,8 +24,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from adaptrun.cli import config_dir
-from adaptrun.registry import load_plugins
+from adaptrun.config.options import config_dir
+from adaptrun.core.registry import load_plugins
 
 load_plugins()  # as the CLI does before it composes a run's config
 

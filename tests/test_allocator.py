@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys, torch
-from adaptrun.allocator import keep_freed_memory
+from adaptrun.runner.allocator import keep_freed_memory
 
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in (

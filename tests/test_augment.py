@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from adaptrun.core.errors import ConfigError
 from adaptrun.data.augment import (
     Augment,
     check_ops,
@@ -14,7 +15,6 @@ from adaptrun.data.augment import (
     random_crop,
     random_flip,
 )
-from adaptrun.errors import ConfigError
 
 
 def _batch(seed: int = 0, shape=(6, 3, 10, 10)) -> torch.Tensor:

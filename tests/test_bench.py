@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaptrun import benchmarks as bench
+from adaptrun.tools import benchmarks as bench
 
 
 def test_every_section_measures_and_reports_ratios():

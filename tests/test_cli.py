@@ -232,8 +232,7 @@ def test_printing_commands_never_import_torch_or_matplotlib(tmp_path, args):
 
 
 def test_help_lists_every_option_with_what_it_is(tmp_path):
-    from adaptrun.cli import config_dir
-    from adaptrun.options import options
+    from adaptrun.config.options import config_dir, options
 
     result = run_cli(["--help"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from adaptrun.activations import ActivationFactory, SlopeConfig, activation_parameters
-from adaptrun.convergence import Point, auc_log10, first_reach
 from adaptrun.models import MLP
-from adaptrun.optim import build_optimizer, lr_factor
+from adaptrun.records.history import Point, auc_log10, first_reach
+from adaptrun.training.optim import build_optimizer, lr_factor
 
 POINTS = [Point(10, 0.5, 1.0, 1.0), Point(20, 1.0, 2.0, 0.1), Point(30, 1.5, 3.0, 0.01)]
 

@@ -16,8 +16,8 @@ from test_stack import assert_same_run
 
 from adaptrun.activations import selfcheck
 from adaptrun.activations.fused import triton_available
-from adaptrun.config_check import check_config
-from adaptrun.run import run
+from adaptrun.config.check import check_config
+from adaptrun.runner.run import run
 
 pytestmark = [
     pytest.mark.cuda,
@@ -72,7 +72,7 @@ def test_compiled_kernels_match_the_reference(spec, x_shape, shape, granularity,
 
 @pytest.mark.skipif(not triton_available(), reason="Triton is not installed")
 def test_every_kernel_configuration_passes_its_self_check(monkeypatch):
-    from adaptrun import doctor
+    from adaptrun.tools import doctor
 
     monkeypatch.setattr(selfcheck, "VERDICTS", {})
     verdicts = doctor.kernel_checks(torch.device("cuda"))

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
 
+from adaptrun.core.errors import ConfigError
 from adaptrun.data import Split, batch_indices, channel_stats, load_dataset, standardize, to_unit
-from adaptrun.errors import ConfigError
 from adaptrun.tasks import ClassificationTask
 
 

@@ -15,9 +15,9 @@ from conftest import read_metrics, run_dirs
 from dataset_fixtures import DATASETS, SEMEION_SPLIT, checksums, point_checksums_at, write
 from torchvision import datasets as tvd
 
+from adaptrun.core.errors import DatasetError
 from adaptrun.data import load_dataset
 from adaptrun.data.torchvision_sets import SOURCES
-from adaptrun.errors import DatasetError
 
 HERE = Path(__file__).resolve().parent
 
@@ -221,8 +221,8 @@ def test_unreadable_file_with_a_matching_checksum_is_reported(
     ("model", "dataset"), [("lenet", "digits"), ("vgg3", "semeion"), ("lenet", "semeion")]
 )
 def test_model_dataset_pairs_are_checked_when_composed(model, dataset, compose_cfg):
-    from adaptrun.config_check import check_config
-    from adaptrun.errors import ConfigError
+    from adaptrun.config.check import check_config
+    from adaptrun.core.errors import ConfigError
 
     cfg = compose_cfg([f"model={model}", f"dataset={dataset}"])
     if (model, dataset) == ("lenet", "digits"):
@@ -236,7 +236,7 @@ def test_model_dataset_pairs_are_checked_when_composed(model, dataset, compose_c
 @pytest.mark.parametrize("name", DATASETS)
 @pytest.mark.parametrize("augmentation", ["none", "paper"])
 def test_benchmark_preset_follows_the_paper(name, augmentation, compose_cfg):
-    from adaptrun.config_check import check_config
+    from adaptrun.config.check import check_config
 
     cfg = compose_cfg(
         [
@@ -272,8 +272,8 @@ def test_an_explicit_model_wins_over_the_presets_choice(
 ):
     """The preset picks the paper's model per dataset, but model= on the command line is
     what is composed, built and recorded, with that model's own keys and no others."""
-    from adaptrun.config_check import check_config
-    from adaptrun.hparams import describe
+    from adaptrun.config.check import check_config
+    from adaptrun.records.hparams import describe
 
     cfg = compose_cfg(["experiment=jagtap_benchmark", f"dataset={dataset}", f"model={model}"])
     check_config(cfg)

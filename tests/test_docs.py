@@ -27,6 +27,15 @@ def test_readme_run_command_runs_the_default():
     assert command.endswith(".venv/bin/adaptrun")
 
 
+def test_readme_layout_is_current():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "layout.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_readme_config_table_is_current():
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "config_table.py"), "--check"],

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import compose_config
 
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
-from adaptrun.fastpaths import FastPaths, resolve
-from adaptrun.run import run
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
+from adaptrun.runner.run import run
+from adaptrun.training.fastpaths import FastPaths, resolve
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 AUTO = {"precision": "auto", "channels_last": "auto", "stack": 1}

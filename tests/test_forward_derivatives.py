@@ -9,10 +9,10 @@ import torch
 from conftest import activation_config, compose_config
 
 from adaptrun.activations import ActivationFactory, model_penalty
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
 from adaptrun.models import MLP
-from adaptrun.run import run
+from adaptrun.runner.run import run
 from adaptrun.tasks.burgers import BurgersTask, residual, residual_forward
 
 BASES = ["tanh", "sigmoid", "sin", "gelu", "silu"]

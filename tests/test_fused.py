@@ -132,7 +132,7 @@ def test_auto_uses_the_reference_on_cpu_and_inside_torch_func():
 def test_a_run_with_the_kernels_matches_a_run_with_the_reference(activation, tmp_path):
     from conftest import compose_config
 
-    from adaptrun.run import run
+    from adaptrun.runner.run import run
 
     args = [f"activation={activation}", "trainer.max_steps=15", "trainer.epochs=1"]
     fused = run(compose_config([*args, "activation.impl=triton"]), tmp_path / "triton")
@@ -158,8 +158,8 @@ def test_a_second_derivative_through_the_kernels_raises_instead_of_lying():
 def test_burgers_uses_the_reference_modules_and_refuses_triton(tmp_path):
     from conftest import compose_config
 
-    from adaptrun.config_check import check_activation, check_config
-    from adaptrun.errors import ConfigError
+    from adaptrun.config.check import check_activation, check_config
+    from adaptrun.core.errors import ConfigError
     from adaptrun.tasks import TASKS
 
     cfg = compose_config(["experiment=jagtap_burgers", "activation=neuronwise_slope"])

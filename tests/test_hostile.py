@@ -23,11 +23,11 @@ from conftest import (
 )
 from hydra import initialize_config_dir
 
-from adaptrun.cli import config_dir
-from adaptrun.files import LinkRefused
-from adaptrun.resolvers import MAX_NAME, folder_name
-from adaptrun.run import run
-from adaptrun.sweep import preflight
+from adaptrun.config.options import config_dir
+from adaptrun.config.resolvers import MAX_NAME, folder_name
+from adaptrun.core.files import LinkRefused
+from adaptrun.runner.run import run
+from adaptrun.sweep.jobs import preflight
 
 
 def only_line(result: subprocess.CompletedProcess) -> str:
@@ -198,7 +198,7 @@ def test_the_stacking_sweeper_refuses_trainer_stack():
 def test_a_run_rechecks_for_a_finished_run_once_it_holds_the_lock(tmp_path, monkeypatch):
     """Another process finishes the run while this one waits for the folder: it is
     skipped, not trained a second time."""
-    import adaptrun.run as run_module
+    import adaptrun.runner.run as run_module
 
     real_lock = run_module.folder_lock
     args = ["trainer.epochs=1"]
@@ -322,7 +322,7 @@ def _copy(sweep: Path, tmp_path: Path) -> Path:
 
 def test_the_report_names_damaged_files_and_shows_every_recorded_run(small_sweep, tmp_path):
     from adaptrun.report.cli import report
-    from adaptrun.sweep import record_outcome
+    from adaptrun.sweep.jobs import record_outcome
 
     sweep = _copy(small_sweep, tmp_path)
     (sweep / "seed=1,trainer.epochs=2" / "metrics.json").write_text("[]")
@@ -368,7 +368,7 @@ def test_the_report_counts_a_repeated_run_once_and_says_so(small_sweep, tmp_path
 
 
 def test_a_damaged_outcome_record_counts_its_job_as_missing(small_sweep, tmp_path):
-    from adaptrun.sweep import collect, outcomes_dir
+    from adaptrun.sweep.jobs import collect, outcomes_dir
 
     sweep = _copy(small_sweep, tmp_path)
     (outcomes_dir(sweep) / "1.json").write_text("null")
@@ -383,7 +383,7 @@ def test_only_the_sweeps_own_children_watch_it(monkeypatch):
     import socket
     import threading
 
-    from adaptrun.interrupt import SWEEP_PID, stop_with_the_sweep
+    from adaptrun.core.interrupt import SWEEP_PID, stop_with_the_sweep
 
     for value in (f"elsewhere:{os.getppid()}", f"{socket.gethostname()}:{os.getpid()}"):
         monkeypatch.setenv(SWEEP_PID, value)

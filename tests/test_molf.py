@@ -8,10 +8,17 @@ import torch.nn.functional as F
 from conftest import activation_config, read_metrics, run_cli, run_dirs
 
 from adaptrun.activations import ActivationFactory
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
 from adaptrun.models.mlp1 import MLP1
-from adaptrun.molf import adact_step, molf_step, ols_solve, output_design, owo_newton, owo_step
+from adaptrun.training.molf import (
+    adact_step,
+    molf_step,
+    ols_solve,
+    output_design,
+    owo_newton,
+    owo_step,
+)
 
 
 def _spd(n: int, seed: int) -> torch.Tensor:
@@ -144,7 +151,7 @@ def test_cross_entropy_molf_and_adact_steps_lower_the_cross_entropy(variant):
 
 
 def test_newton_owo_run(compose_cfg, tmp_path):
-    from adaptrun.run import run
+    from adaptrun.runner.run import run
 
     cfg = compose_cfg(
         ["optimizer=molf", "activation=adact", "optimizer.owo=newton", "trainer.epochs=5"]

@@ -51,7 +51,7 @@ def test_wheel_ships_the_config_tree_and_runs_from_it(tmp_path):
         capture_output=True,
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    script = "import adaptrun.cli as c; print(c.__file__); print(c.config_dir())"
+    script = "import adaptrun.config.options as c; print(c.__file__); print(c.config_dir())"
     probe = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import events, read_metrics, run_cli, run_dirs
 
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
-from adaptrun.run import run
-from adaptrun.steps import resolve_compile
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
+from adaptrun.runner.run import run
+from adaptrun.training.steps import resolve_compile
 
 SMALL_BURGERS = [
     "experiment=jagtap_burgers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adaptrun.data import choose_placement
-from adaptrun.run import run
+from adaptrun.runner.run import run
 
 
 @pytest.mark.parametrize(

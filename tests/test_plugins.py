@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import REPO, compose_config, events, read_metrics, run_cli
 
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
-from adaptrun.optim import build_optimizer
-from adaptrun.run import run
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
+from adaptrun.runner.run import run
+from adaptrun.training.optim import build_optimizer
 
 # A user's file, outside the package: Snake (Ziyin et al. 2020) with one alpha per unit.
 USER_CODE = """

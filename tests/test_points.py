@@ -16,7 +16,7 @@ from torch import nn
 
 from adaptrun.activations import ActivationFactory
 from adaptrun.models import build_model
-from adaptrun.run import seed_everything
+from adaptrun.runner.run import seed_everything
 from adaptrun.tasks import TASKS
 from adaptrun.tasks.burgers import BurgersTask, residual, shock_position
 from adaptrun.tasks.burgers_exact import exact_u
@@ -205,8 +205,8 @@ def test_a_fixed_split_seed_shares_one_draw_and_an_official_split_never_copies()
 
 
 def test_a_split_seed_must_be_null_or_a_count():
-    from adaptrun.config_check import check_config
-    from adaptrun.errors import ConfigError
+    from adaptrun.config.check import check_config
+    from adaptrun.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"dataset\.split_seed.*null.*>= 0"):
         check_config(compose_config(["dataset=digits", "dataset.split_seed=-1"]))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaptrun.config_check import check_config
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
 from adaptrun.data import load_dataset
 from adaptrun.data.images import Split
 from adaptrun.data.splits import fold_ids, kfold
-from adaptrun.errors import ConfigError
 
 
 def test_folds_are_disjoint_cover_the_data_and_are_stratified():

@@ -14,7 +14,7 @@ from test_stack import assert_same_run
 from adaptrun.activations import ActivationFactory, SpecError
 from adaptrun.activations.rational import Rational, RationalConfig
 from adaptrun.models import build_model
-from adaptrun.run import run
+from adaptrun.runner.run import run
 
 
 def test_it_starts_close_to_leaky_relu_and_has_no_poles():

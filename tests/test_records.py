@@ -15,10 +15,10 @@ import pytest
 from conftest import compose_config, read_metrics, run_cli, small_disk, start_cli, wait_for
 from omegaconf import OmegaConf
 
-from adaptrun.checkpoint import FILENAME
-from adaptrun.errors import UserError
-from adaptrun.lock import LOCK, FolderBusy, folder_lock
-from adaptrun.run import run
+from adaptrun.core.errors import UserError
+from adaptrun.records.checkpoint import FILENAME
+from adaptrun.runner.lock import LOCK, FolderBusy, folder_lock
+from adaptrun.runner.run import run
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -45,7 +45,7 @@ def test_a_run_refused_for_another_configs_checkpoint_writes_nothing(tmp_path):
     folder = tmp_path / "run"
     with pytest.MonkeyPatch.context() as patch:
         stop_at(patch, 30)
-        from adaptrun.interrupt import STOP
+        from adaptrun.core.interrupt import STOP
 
         try:
             run(compose_config(["trainer.epochs=3"]), folder, hydra_files={"config.yaml": "a"})

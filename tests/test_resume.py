@@ -14,11 +14,11 @@ import torch
 from conftest import compose_config, events, read_metrics, start_cli, wait_for
 from tbparse import SummaryReader
 
-from adaptrun.checkpoint import FILENAME, Position, load
-from adaptrun.errors import UserError
-from adaptrun.interrupt import STOP
-from adaptrun.run import run
-from adaptrun.track import Tracker
+from adaptrun.core.errors import UserError
+from adaptrun.core.interrupt import STOP
+from adaptrun.records.checkpoint import FILENAME, Position, load
+from adaptrun.records.track import Tracker
+from adaptrun.runner.run import run
 
 ARGS = ["trainer.epochs=25", "seed=3"]  # 575 steps: long enough to stop mid-way
 OVERRIDES = dict(a.split("=") for a in ARGS)
@@ -178,7 +178,7 @@ def test_a_checkpoint_that_is_not_ours_is_moved_aside(tmp_path):
 def test_checkpoints_every_n_steps_record_where_the_loop_stood(tmp_path, monkeypatch):
     """checkpoint_every=N saves mid-epoch; the position names the batch within the epoch."""
     saved: list[Position] = []
-    from adaptrun import checkpoint
+    from adaptrun.records import checkpoint
 
     original = checkpoint.Checkpoints.save
     monkeypatch.setattr(
@@ -203,7 +203,7 @@ def clear_stop():
 
 def stop_at(monkeypatch, at: int) -> None:
     """Deliver SIGUSR1 to this process while the run (or a stack of runs) logs step ``at``."""
-    from adaptrun.stack import StackedTracker
+    from adaptrun.training.stacked import StackedTracker
 
     for records in (Tracker, StackedTracker):
 
@@ -275,7 +275,7 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
 
     import numpy as np
 
-    from adaptrun.checkpoint import rng_state, save_atomic, set_rng_state
+    from adaptrun.records.checkpoint import rng_state, save_atomic, set_rng_state
 
     save_atomic(tmp_path / "rng.pt", {"rng": rng_state()})
     first = (random.random(), np.random.rand(), torch.rand(3))

@@ -7,9 +7,9 @@ import torch
 from conftest import events, read_metrics
 from omegaconf import OmegaConf
 
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
-from adaptrun.run import run
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
+from adaptrun.runner.run import run
 
 QUICK = ["trainer.epochs=2"]
 
@@ -112,7 +112,7 @@ def test_config_check_names_the_bad_key(compose_cfg, overrides, key):
 
 
 def test_every_shipped_option_passes_the_config_check(compose_cfg):
-    from adaptrun.cli import config_dir
+    from adaptrun.config.options import config_dir
     from adaptrun.data import DATASETS
     from adaptrun.tasks import TASKS
 
@@ -158,7 +158,7 @@ def test_triton_impl_without_a_gpu_is_refused_with_the_alternatives(compose_cfg,
 
 
 def test_trainer_threads_auto_divides_the_cores_among_concurrent_jobs(monkeypatch):
-    from adaptrun import threads
+    from adaptrun.runner import threads
 
     monkeypatch.setattr(threads, "available_cores", lambda: 16)
     assert threads.resolve_threads("auto") == 16

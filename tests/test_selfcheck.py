@@ -16,7 +16,7 @@ from conftest import activation_config, compose_config
 from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations import fused as fused_module
 from adaptrun.activations.fused import triton_available
-from adaptrun.errors import UserError
+from adaptrun.core.errors import UserError
 
 pytestmark = pytest.mark.skipif(
     not triton_available(), reason="Triton is not installed (CPU-only PyTorch build)"
@@ -155,7 +155,7 @@ def test_healthy_kernels_pass_and_are_used_per_layout_and_dtype(as_if_on_cuda):
 def test_a_run_whose_explicit_kernel_fails_is_recorded_failed(monkeypatch, tmp_path):
     from conftest import read_metrics
 
-    from adaptrun.run import run
+    from adaptrun.runner.run import run
 
     _break(monkeypatch, "slope", "output")
     cfg = compose_config(
@@ -168,7 +168,7 @@ def test_a_run_whose_explicit_kernel_fails_is_recorded_failed(monkeypatch, tmp_p
 
 
 def test_doctor_checks_every_kernel_configuration_and_fails_on_a_broken_one(monkeypatch, capsys):
-    from adaptrun import doctor
+    from adaptrun.tools import doctor
 
     assert doctor.main(["--no-bench"]) == 0  # all pass (through the interpreter)
     healthy = capsys.readouterr().out
@@ -186,7 +186,7 @@ def test_doctor_checks_every_kernel_configuration_and_fails_on_a_broken_one(monk
 def test_doctor_on_a_cpu_skips_the_kernels_and_prints_the_ratios_beside_targets(
     monkeypatch, capsys
 ):
-    from adaptrun import benchmarks, doctor
+    from adaptrun.tools import benchmarks, doctor
 
     monkeypatch.delenv("TRITON_INTERPRET")
     tiny = benchmarks.Sizes(4, repeat=1, images=16, workers=0, runs=2, networks=("3-VGG",))

@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import compose_config, events, read_metrics, run_cli
 
-from adaptrun.config_check import check_config
-from adaptrun.errors import ConfigError
+from adaptrun.config.check import check_config
+from adaptrun.core.errors import ConfigError
 from adaptrun.report import report
-from adaptrun.run import run
+from adaptrun.runner.run import run
 
 CASES = {
     # per-neuron slopes with slope recovery: activation parameters in the stack
@@ -76,7 +76,7 @@ def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path, monkeypatch):
     a finished stack is skipped."""
     from test_resume import stop_at
 
-    from adaptrun.interrupt import STOP
+    from adaptrun.core.interrupt import STOP
 
     args = ["trainer.epochs=3", "trainer.batch_size=128", "trainer.stack=2", "seed=1"]
     reference = run(compose_config(args), tmp_path / "reference")
@@ -167,12 +167,12 @@ def test_lenet_without_dropout_stacks():
 def test_a_run_that_diverges_ends_alone_and_the_stack_goes_on(tmp_path):
     from torch import nn
 
-    from adaptrun.board import Board
-    from adaptrun.history import History
-    from adaptrun.progress import Progress
-    from adaptrun.stack import StackedTracker
-    from adaptrun.track import Tracker
-    from adaptrun.train import diverged
+    from adaptrun.records.board import Board
+    from adaptrun.records.history import History
+    from adaptrun.records.progress import Progress
+    from adaptrun.records.track import Tracker
+    from adaptrun.training.loop import diverged
+    from adaptrun.training.stacked import StackedTracker
 
     def tracker(name: str) -> Tracker:
         history = History({"train_loss": "min"}, 10)
@@ -201,8 +201,8 @@ def test_a_stacked_runs_own_error_fails_it_alone_but_a_full_disk_stops_the_stack
     import errno
     from types import SimpleNamespace
 
-    from adaptrun.stack import StackedTracker
-    from adaptrun.track import Tracker
+    from adaptrun.records.track import Tracker
+    from adaptrun.training.stacked import StackedTracker
 
     class Run(SimpleNamespace):
         fail, prefix = Tracker.fail, Tracker.prefix

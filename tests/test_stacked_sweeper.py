@@ -8,9 +8,9 @@ from conftest import compose_config, events, read_metrics, run_cli
 from omegaconf import OmegaConf
 from test_stack import assert_same_run
 
-from adaptrun.interrupt import STOP
-from adaptrun.run import run
-from adaptrun.stacking import plan, run_folder
+from adaptrun.config.plan import plan, run_folder
+from adaptrun.core.interrupt import STOP
+from adaptrun.runner.run import run
 
 GRID = [
     "experiment=jagtap_discontinuous",
@@ -24,7 +24,7 @@ GRID = [
 
 
 def combos(args: list[str]) -> list[list[str]]:
-    from adaptrun.sweep import expand
+    from adaptrun.sweep.jobs import expand
 
     return expand(args)
 

@@ -22,11 +22,11 @@ from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
 from test_resume import comparable as without_timing
 
-from adaptrun.checkpoint import FILENAME
-from adaptrun.cli import config_dir
+from adaptrun.config.options import config_dir
+from adaptrun.records.checkpoint import FILENAME
 from adaptrun.report.cli import main as report_main
 from adaptrun.report.plots import band
-from adaptrun.run import run
+from adaptrun.runner.run import run
 
 EPOCHS = "trainer.epochs=2"
 
@@ -202,8 +202,8 @@ def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
 def test_the_sweep_check_derives_stackable_values_as_composing_each_job_would():
     from omegaconf import OmegaConf
 
-    from adaptrun.config_check import check_config
-    from adaptrun.sweep import expand, preflight
+    from adaptrun.config.check import check_config
+    from adaptrun.sweep.jobs import expand, preflight
 
     grid = [
         "experiment=jagtap_discontinuous",
@@ -335,7 +335,7 @@ def test_slurm_preset_configures_submitit_for_requeue():
 
 def test_summary_of_a_sweeper_that_picks_its_own_jobs(tmp_path):
     """Optuna-like sweepers decide jobs as they go: the summary lists what recorded."""
-    from adaptrun import sweep
+    from adaptrun.sweep import jobs as sweep
 
     sweep.record_outcome(tmp_path, 2, tmp_path / "b", "failed", "boom", "lr=0.1")
     sweep.record_outcome(tmp_path, 0, tmp_path / "a", "completed", None, "lr=0.01")
@@ -362,7 +362,7 @@ def test_the_report_takes_which_way_is_better_from_the_runs_goals(tmp_path):
     table = metric_table(grid, "final_test_score")
     best = table.loc[table["best"], "column"].tolist()
     assert best == ["b"]
-    from adaptrun.run import run
+    from adaptrun.runner.run import run
 
     metrics = run(compose_config(["trainer.epochs=1"]), tmp_path / "run")
     assert metrics["goals"] == {
@@ -386,7 +386,7 @@ def test_the_sweeps_jobs_are_those_of_hydras_basic_sweeper(args):
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from adaptrun.sweep import expand
+    from adaptrun.sweep.jobs import expand
 
     parsed = OverridesParser.create().parse_overrides(args)
     reference = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]

@@ -15,11 +15,11 @@ from adaptrun.activations import (
     SlopeActivation,
     SlopeConfig,
 )
-from adaptrun.errors import UserError
+from adaptrun.core.errors import UserError
 from adaptrun.models import build_model
 from adaptrun.models.convert import activation_sites, convert_activations
-from adaptrun.optim import build_optimizer
-from adaptrun.run import run
+from adaptrun.runner.run import run
+from adaptrun.training.optim import build_optimizer
 
 NEURONWISE = SlopeConfig(variant="neuronwise", granularity="channel", n=2.0)
 ADACT = AdActConfig()

@@ -26,7 +26,7 @@ from adaptrun.activations.family import (
 from adaptrun.activations.piecewise import APL, AdAct, AdActConfig, APLConfig
 from adaptrun.activations.recovery import NORMALIZATIONS, model_penalty, slope_recovery
 from adaptrun.activations.slope import VARIANTS, SlopeActivation, SlopeConfig
-from adaptrun.registry import discover
+from adaptrun.core.registry import discover
 
 discover(__name__)
 

@@ -17,7 +17,7 @@ from adaptrun.activations.family import (
     require,
     require_choice,
 )
-from adaptrun.errors import is_number
+from adaptrun.core.errors import is_number
 
 
 class Sin(nn.Module):

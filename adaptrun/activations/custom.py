@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from adaptrun.activations.family import FAMILIES, ActivationFamily, Capabilities, require
-from adaptrun.errors import nearest
+from adaptrun.core.errors import nearest
 
 RESERVED = ("name", "family", "_target_")
 

@@ -29,8 +29,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from adaptrun.errors import ConfigError, is_number, nearest
-from adaptrun.registry import Registry
+from adaptrun.core.errors import ConfigError, is_number, nearest
+from adaptrun.core.registry import Registry
 
 MARK = "adaptrun_activation"  # set on every module a factory builds
 GRANULARITIES = ("channel", "element")

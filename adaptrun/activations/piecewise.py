@@ -29,7 +29,7 @@ from adaptrun.activations.family import (
 )
 from adaptrun.activations.fused import IMPLS, fused_adact, fused_apl
 from adaptrun.activations.selfcheck import serve
-from adaptrun.errors import is_count, is_number
+from adaptrun.core.errors import is_count, is_number
 
 INITS = ("relu", "leaky_relu")
 

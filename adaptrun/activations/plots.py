@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from adaptrun.figures import pyplot
+from adaptrun.core.figures import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -30,7 +30,7 @@ from adaptrun.activations.family import (
     unit_shape,
 )
 from adaptrun.activations.piecewise import unit_curves
-from adaptrun.errors import is_count, is_number
+from adaptrun.core.errors import is_count, is_number
 
 GRANULARITIES = ("layer", "channel", "element")
 

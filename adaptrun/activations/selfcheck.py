@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from adaptrun.activations.fused import layout_of, use_triton
-from adaptrun.errors import UserError
-from adaptrun.hparams import IMPL_OUTCOMES
+from adaptrun.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,8 @@ TOLERANCE = {torch.float64: 1e-4, torch.float32: 1e-4, torch.bfloat16: 3e-2, tor
 
 VERDICTS: dict[str, str | None] = {}  # configuration -> None (passed) or why it failed
 _USED: dict[str, str] = {}  # configuration -> impl, since the current run began
+
+IMPL_OUTCOMES = ("torch", "triton", "fallback")  # what activation.impl_used can say
 
 
 class KernelCheckError(UserError):

@@ -55,8 +55,9 @@ class SlopeActivation(nn.Module):
         self.normalization = normalization
         self.impl = impl  # auto | torch | triton (see adaptrun.activations.fused)
         self.base_name = base_name(base)
-        # n and the recovery weight again as tensors, so stacked runs (adaptrun.stack) can
-        # each carry their own under vmap; not in the state dict (the config has them)
+        # n and the recovery weight again as tensors, so stacked runs
+        # (adaptrun.training.stacked) can each carry their own under vmap; not in the
+        # state dict (the config has them)
         self.register_buffer("scale", torch.tensor(self.n), persistent=False)
         self.register_buffer("recovery", torch.tensor(self.recovery_weight), persistent=False)
 

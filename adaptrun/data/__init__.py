@@ -1,5 +1,6 @@
 """Datasets: a registry of loaders and the device-resident ImageData they return."""
 
+from adaptrun.core.registry import discover
 from adaptrun.data.images import (
     ImageData,
     Split,
@@ -10,7 +11,6 @@ from adaptrun.data.images import (
 )
 from adaptrun.data.placement import PLACEMENTS, choose_placement, place
 from adaptrun.data.registry import DATASETS, PROTOCOLS, check_protocol, load_dataset
-from adaptrun.registry import discover
 
 discover(__name__)
 

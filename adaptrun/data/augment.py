@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from adaptrun.errors import is_count, is_number, require
-from adaptrun.schemas import check_section
+from adaptrun.core.errors import is_count, is_number, require
+from adaptrun.core.schemas import check_section
 
 Generator = torch.Generator
 

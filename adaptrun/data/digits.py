@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from adaptrun.core.errors import UserError, is_count, require
+from adaptrun.core.files import replace_atomically
 from adaptrun.data.images import Split
 from adaptrun.data.registry import DATASETS, DatasetEntry, ImageDatasetConfig, check_images
-from adaptrun.errors import UserError, is_count, require
-from adaptrun.files import replace_atomically
 
 
 def load_digits(

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
+from adaptrun.core.errors import ConfigError, is_count, is_number, require
+from adaptrun.core.registry import Registry
+from adaptrun.core.schemas import check_section
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
 from adaptrun.data.splits import hold_out, kfold
-from adaptrun.errors import ConfigError, is_count, is_number, require
-from adaptrun.registry import Registry
-from adaptrun.schemas import check_section
 
 PROTOCOLS = ("holdout", "kfold")
 

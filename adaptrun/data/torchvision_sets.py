@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from adaptrun.core.errors import DatasetError, is_count, require
 from adaptrun.data.images import Split
 from adaptrun.data.registry import DATASETS, DatasetEntry, ImageDatasetConfig, check_images
 from adaptrun.data.splits import split_pool
 from adaptrun.data.verify import check_idx, check_md5, extract_gz
-from adaptrun.errors import DatasetError, is_count, require
 
 Arrays = tuple[np.ndarray, np.ndarray]  # uint8 (N, C, H, W), int64 (N,)
 

@@ -9,8 +9,8 @@ import math
 import shutil
 from pathlib import Path
 
-from adaptrun.errors import DatasetError
-from adaptrun.files import replace_atomically
+from adaptrun.core.errors import DatasetError
+from adaptrun.core.files import replace_atomically
 
 IDX_TYPES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # type code -> bytes
 IDX_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32"}

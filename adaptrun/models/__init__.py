@@ -1,5 +1,7 @@
-"""Models: every module of this package registers its entries in ``MODELS``; each builder
-takes the model's config, the input shape, the class count and an activation factory."""
+"""Models: the registry of network builders (MLPs, VGG, LeNet, ResNets, transfer models).
+
+Every module of this package registers its entries in ``MODELS``; each builder takes the
+model's config, the input shape, the class count and an activation factory."""
 
 from __future__ import annotations
 
@@ -8,14 +10,14 @@ from typing import Any
 
 from torch import nn
 
-from adaptrun.errors import require
+from adaptrun.core.errors import require
+from adaptrun.core.registry import discover
 from adaptrun.models.init import initialize
 from adaptrun.models.lenet import LeNet
 from adaptrun.models.mlp import MLP
 from adaptrun.models.preact_resnet import PreActResNet18
 from adaptrun.models.registry import MODELS, ActFactory, ModelCapabilities, check_common
 from adaptrun.models.vgg import VGG
-from adaptrun.registry import discover
 
 discover(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptrun.errors import is_number, require
+from adaptrun.core.errors import is_number, require
 from adaptrun.models.registry import (
     MODELS,
     ActFactory,

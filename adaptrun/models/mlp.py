@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from adaptrun.activations.derivatives import elementwise
-from adaptrun.errors import is_count, require
+from adaptrun.core.errors import is_count, require
 from adaptrun.models.registry import MODELS, ActFactory, ModelCapabilities, ModelConfig, ModelEntry
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptrun.errors import is_count, require
+from adaptrun.core.errors import is_count, require
 from adaptrun.models.registry import MODELS, ActFactory, ModelCapabilities, ModelConfig, ModelEntry
 
 

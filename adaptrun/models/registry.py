@@ -9,8 +9,8 @@ from typing import Any
 
 from torch import nn
 
-from adaptrun.errors import is_number, require
-from adaptrun.registry import Registry
+from adaptrun.core.errors import is_number, require
+from adaptrun.core.registry import Registry
 
 ActFactory = Callable[[Sequence[int]], nn.Module]
 INITS = ("default", "glorot_normal", "normal")

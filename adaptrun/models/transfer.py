@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptrun.activations import activation_parameters
-from adaptrun.errors import UserError, is_count, is_number, require
+from adaptrun.core.errors import UserError, is_count, is_number, require
 from adaptrun.models.convert import convert_activations
 from adaptrun.models.registry import (
     MODELS,

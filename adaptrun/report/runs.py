@@ -15,8 +15,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from adaptrun.checkpoint import flat_config
-from adaptrun.stacking import PLAN_KEY
+from adaptrun.config.plan import PLAN_KEY
+from adaptrun.records.checkpoint import flat_config
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _recorded_only(
     """Runs the sweep recorded whose folder holds no readable config: each placed in its
     cell by its recorded overrides over the config of a run that has one (the sweep varies
     exactly those keys; a group's option is its ``<group>.name``)."""
-    from adaptrun.sweep import read_records
+    from adaptrun.sweep.jobs import read_records
 
     seen = {r.folder.resolve() for r in runs}
     template = runs[0].config if runs else None

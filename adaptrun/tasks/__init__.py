@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adaptrun.core.errors import require
+from adaptrun.core.registry import discover
 from adaptrun.data import DATASETS, check_protocol
-from adaptrun.errors import require
-from adaptrun.registry import discover
 from adaptrun.tasks.burgers import BurgersTask
 from adaptrun.tasks.classification import ClassificationTask
 from adaptrun.tasks.function import FunctionTask

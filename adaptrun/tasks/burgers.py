@@ -21,9 +21,9 @@ from torch import nn
 from torch.func import jacrev, vmap
 
 from adaptrun.activations import ActivationFactory
+from adaptrun.core.errors import is_count, is_number, require
+from adaptrun.core.figures import pyplot
 from adaptrun.data.registry import DATASETS, DatasetEntry, data_seed
-from adaptrun.errors import is_count, is_number, require
-from adaptrun.figures import pyplot
 from adaptrun.models.registry import MODELS
 from adaptrun.tasks.burgers_exact import exact_grid, exact_u
 from adaptrun.tasks.modes import eval_mode

@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptrun.core.errors import is_count, require
 from adaptrun.data import load_dataset, place
 from adaptrun.data.augment import Augment, check_ops
 from adaptrun.data.images import ImageData, Split, batch_indices, standardize, to_unit
 from adaptrun.data.registry import data_seed, split_follows_seed
-from adaptrun.errors import is_count, require
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adaptrun.core.errors import is_count, is_number, require
+from adaptrun.core.figures import pyplot
 from adaptrun.data.registry import DATASETS, DatasetEntry, data_seed
-from adaptrun.errors import is_count, is_number, require
-from adaptrun.figures import pyplot
 from adaptrun.tasks.modes import eval_mode
 from adaptrun.tasks.registry import TASKS, TaskCapabilities, TaskEntry
 from adaptrun.tasks.sampling import SAMPLINGS as BOX_SAMPLINGS

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from adaptrun.registry import Registry
+from adaptrun.core.registry import Registry
 from adaptrun.tasks.protocol import Task
 
 

@@ -1,7 +1,7 @@
 """``hydra/sweeper=stacked``: the basic sweeper's combinations, with those that differ
 only in stackable keys (seed, activation.n, activation.slope_recovery) launched as one
 stacked job each, through whatever launcher is configured. The grouping is
-adaptrun.stacking's; a Hydra sweeper must live in the hydra_plugins package.
+adaptrun.config.plan's; a Hydra sweeper must live in the hydra_plugins package.
 
 (No ``from __future__ import annotations``: Hydra loads plugin modules without
 registering them in sys.modules, where dataclasses look string annotations up.)"""
@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from adaptrun.stacking import plan
+from adaptrun.config.plan import plan
 
 log = logging.getLogger(__name__)
 

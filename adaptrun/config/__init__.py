@@ -1,0 +1,1 @@
+"""The whole config: its checks, options, resolvers, stacking plan; imports training and below."""

@@ -1,0 +1,1 @@
+"""Errors, registries, schemas, messages, safe files, stop signals, lazy matplotlib; no layer."""

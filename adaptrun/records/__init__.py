@@ -1,0 +1,1 @@
+"""A run's records (tracker, history, board, checkpoints); imports core and the domain."""

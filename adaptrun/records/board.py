@@ -1,0 +1,85 @@
+"""A run's TensorBoard events: scalars, the activations' slopes, figures, the hparams summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from adaptrun.records import hparams as hp
+
+
+def tag(metric: str) -> str:
+    """TensorBoard tag of a metric key: ``test_acc`` -> ``test/acc``."""
+    return metric.replace("_", "/", 1)
+
+
+class Board:
+    """Writes one run's event files. ``purge_step``: a resumed run tells TensorBoard to
+    forget the points of the last try after its checkpoint."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+
+    def slopes(self, model: nn.Module, step: int) -> None:
+        """Whatever the model's modules offer through ``slopes(name)``: a scalar as a
+        scalar, a tensor as a histogram and its mean."""
+        slopes: dict[str, torch.Tensor] = {}
+        for name, module in model.named_modules():
+            offered = getattr(module, "slopes", None)
+            if callable(offered):
+                slopes.update(offered(name))
+        for name, slope in slopes.items():
+            slope = slope.detach().float()
+            if slope.numel() == 1:
+                self.writer.add_scalar(f"slopes/{name}", slope.item(), step)
+            else:
+                self.writer.add_histogram(f"slopes/{name}", slope, step)
+                self.writer.add_scalar(f"slopes_mean/{name}", slope.mean().item(), step)
+
+    def figures(self, step: int, figures: Mapping[str, Any]) -> None:
+        for name, figure in figures.items():
+            self.writer.add_figure(f"figures/{name}", figure, step, close=True)
+
+    def summary(
+        self,
+        step: int,
+        hparams: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        trial: str,
+        experiment: bool = True,
+    ) -> None:
+        """The run's one-point scalars (final and best values, epochs trained, convergence)
+        and its HParams session; ``experiment``: also the dashboard's columns (a run outside
+        a sweep; a sweep writes them once for all its runs)."""
+        scalars: dict[str, float] = {}
+        for key, value in metrics.items():
+            one_point = key.startswith(("final_", "best_")) and not key.endswith("_step")
+            if (one_point or key in ("auc_log10_train_loss", "epochs")) and isinstance(
+                value, (int, float)
+            ):
+                scalars[f"{hp.SUMMARY}/{key}"] = float(value)
+        for name, reached in metrics["convergence"].items():
+            for target, where in reached.items():
+                if where is not None:
+                    scalars[f"{hp.SUMMARY}/steps_to_{name}_{target}"] = float(where["step"])
+                    scalars[f"{hp.SUMMARY}/epochs_to_{name}_{target}"] = float(where["epoch"])
+        self.scalars(step, scalars)
+        if experiment:
+            self.writer.file_writer.add_summary(hp.experiment(hp.domain([hparams]), scalars))
+        self.writer.file_writer.add_summary(hp.session_start(hparams, trial))
+        self.writer.file_writer.add_summary(hp.session_end(metrics["status"]))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,137 @@
+"""What a run is compared by, for metrics.json and TensorBoard's HParams dashboard.
+
+Values keep their config types (``seed`` is 0, not "0") under their full dotted keys, so
+no setting appears twice. The dashboard's columns come from one experiment summary:
+a sweep writes it once, in its own folder, with every value any of its runs takes, and
+its runs write only their session start and end; a single run writes its own. Written
+with TensorBoard's hparams protos (its summary_v2 helpers need no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.hparams import summary_v2 as hp
+
+# activation.impl_used, known when a run ends: no kernel ran, kernels only, or some kernel
+# configuration failed its self-check and the PyTorch reference served it
+SUMMARY = "zz_summary"  # one-point scalars: last in TensorBoard's list, after the curves
+STATUS = {
+    "completed": api_pb2.STATUS_SUCCESS,
+    "diverged": api_pb2.STATUS_FAILURE,
+    "failed": api_pb2.STATUS_FAILURE,
+    "interrupted": api_pb2.STATUS_UNKNOWN,
+}
+
+
+def _scalar(value: Any) -> int | float | str | bool:
+    """A config value as the dashboard can show it: lists and nulls as their JSON."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings people compare runs by: what ran (the composed names), the
+    activation's own settings, the optimizer's rate, the budget and the seed."""
+    act = cfg["activation"]
+    values: dict[str, Any] = {
+        "dataset": cfg["dataset"]["name"],
+        "model": cfg["model"]["name"],
+        "activation": act["name"],
+    }
+    for key, value in act.items():
+        if key not in ("name", "impl") and isinstance(value, (int, float, str, bool)):
+            values[f"activation.{key}"] = value
+    values["optimizer"] = cfg["optimizer"]["name"]
+    values["optimizer.lr"] = cfg["optimizer"]["lr"]
+    values["trainer.batch_size"] = cfg["trainer"]["batch_size"]
+    values["trainer.epochs"] = cfg["trainer"]["epochs"]
+    values["seed"] = cfg["seed"]
+    return values
+
+
+def run_hparams(cfg: DictConfig, overrides: Iterable[str]) -> dict[str, Any]:
+    """``describe`` plus every key the command line set, with the value and type the
+    composed config has (a group choice, such as ``activation``, as its name)."""
+    values = describe(cfg)
+    for given in overrides:
+        key = given.lstrip("+~")
+        if key.startswith("hydra") or "/" in key:
+            continue
+        node = OmegaConf.select(cfg, key, default=None)
+        if isinstance(node, DictConfig):
+            node = node.get("name")
+        if node is not None or key not in values:
+            values[key] = _scalar(node)
+    return values
+
+
+def domain(runs: Sequence[Mapping[str, Any]]) -> list[hp.HParam]:
+    """Every key any run has, with every value it takes (one type per key: numbers mixed
+    with text become text)."""
+    keys: dict[str, list[Any]] = {}
+    for values in runs:
+        for key, value in values.items():
+            keys.setdefault(key, [])
+            if value not in keys[key]:
+                keys[key].append(value)
+    params = []
+    for key, seen in keys.items():
+        kinds = {_kind(v) for v in seen}
+        kind = kinds.pop() if len(kinds) == 1 else str
+        params.append(hp.HParam(key, hp.Discrete(sorted({kind(v) for v in seen}))))
+    return params
+
+
+def _kind(value: Any) -> type:
+    if isinstance(value, bool):
+        return bool
+    return float if isinstance(value, (int, float)) else str
+
+
+def metric_tags(goals: Iterable[str], targets: Mapping[str, Sequence[float]]) -> list[str]:
+    """The one-point summary scalars a run writes (Board.summary) for these goals."""
+    tags = ["final_train_loss", "auc_log10_train_loss", "epochs"]
+    tags += [f"{kind}_{g}" for g in goals if g != "train_loss" for kind in ("final", "best")]
+    for name, values in targets.items():
+        tags += [f"{unit}_to_{name}_{float(t):g}" for t in values for unit in ("steps", "epochs")]
+    return [f"{SUMMARY}/{t}" for t in tags]
+
+
+def experiment(params: list[hp.HParam], metrics: Iterable[str]) -> summary_pb2.Summary:
+    """The dashboard's columns: the hyperparameters' domain and the metric tags."""
+    return hp.hparams_config_pb(hparams=params, metrics=[hp.Metric(tag) for tag in metrics])
+
+
+def session_start(values: Mapping[str, Any], trial: str) -> summary_pb2.Summary:
+    """One run's values; ``trial`` names it in the dashboard (its folder: seeds differ)."""
+    info = plugin_data_pb2.SessionStartInfo(group_name=trial, start_time_secs=time.time())
+    for key, value in values.items():
+        if isinstance(value, bool):
+            info.hparams[key].bool_value = value
+        elif isinstance(value, (int, float)):
+            info.hparams[key].number_value = value
+        else:
+            info.hparams[key].string_value = str(value)
+    data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
+    return _summary(metadata.SESSION_START_INFO_TAG, data)
+
+
+def session_end(status: str) -> summary_pb2.Summary:
+    info = plugin_data_pb2.SessionEndInfo(status=STATUS.get(status, api_pb2.STATUS_UNKNOWN))
+    info.end_time_secs = time.time()
+    return _summary(
+        metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=info)
+    )
+
+
+def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:
+    meta = metadata.create_summary_metadata(data)
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta)])

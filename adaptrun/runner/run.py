@@ -1,0 +1,459 @@
+"""One run: config -> task, model, optimizer, tracker -> the training loop -> metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from adaptrun.activations import ActivationFactory, selfcheck
+from adaptrun.activations.plots import activation_curves, has_curves
+from adaptrun.config import plan as stacking
+from adaptrun.config.check import Checked, check_config
+from adaptrun.core.errors import UserError, describe_error
+from adaptrun.core.files import (
+    check_control_files,
+    check_name_lengths,
+    free_space,
+    hold_space,
+    write_text_atomic,
+)
+from adaptrun.core.interrupt import STOP
+from adaptrun.models import build_model
+from adaptrun.records import checkpoint
+from adaptrun.records.board import Board
+from adaptrun.records.checkpoint import config_hash, fingerprint, flat_config
+from adaptrun.records.events import truncate_events
+from adaptrun.records.history import History
+from adaptrun.records.hparams import run_hparams
+from adaptrun.records.progress import Progress
+from adaptrun.records.track import Tracker, write_failure
+from adaptrun.runner.allocator import keep_freed_memory
+from adaptrun.runner.lock import folder_lock
+from adaptrun.runner.threads import resolve_threads
+from adaptrun.tasks import Task
+from adaptrun.training import fastpaths
+from adaptrun.training.loop import Loop, train
+from adaptrun.training.optim import build_optimizer, build_schedule
+from adaptrun.training.stacked import StackedStep, StackedTask, StackedTracker, stack_models
+from adaptrun.training.steps import build_step, resolve_compile
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; check_config has refused cuda without a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _log_failure(exc: BaseException) -> None:
+    """The full traceback goes to the run's log file; the CLI prints the one-line reason."""
+    log.error("run failed: %s", describe_error(exc), exc_info=exc, extra={"file_only": True})
+
+
+def finished_run(run_dir: Path, config_hash: str) -> dict[str, Any] | None:
+    """metrics.json of a run that already ended for good (completed or diverged) here."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        metrics, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = f"it holds {type(metrics).__name__}, not an object"
+    if not isinstance(metrics, dict):  # damaged: train again, it is rewritten at the end
+        log.warning("%s is damaged (%s); the run trains again", path, " ".join(why.split()))
+        return None
+    if metrics.get("status") not in ("completed", "diverged"):
+        return None
+    if metrics.get("config_hash") != config_hash:
+        raise UserError(
+            f"{run_dir} holds a finished run of another config; "
+            "choose another folder (hydra.run.dir / hydra.sweep.dir) to run this one"
+        )
+    return metrics
+
+
+def _figures(task: Task, model: torch.nn.Module) -> Callable[[], dict[str, Any]]:
+    """The task's own figures plus the learned activations that can draw themselves."""
+    curves = has_curves(model)
+    return lambda: {**task.figures(model), **(activation_curves(model) if curves else {})}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a job: its config, folder and what its metrics.json is tagged with."""
+
+    cfg: DictConfig
+    run_dir: Path
+    hparams: dict[str, Any]
+    config_hash: str
+    overrides: list[str] | None = None  # a stacked sweeper's run: its command-line overrides
+    num: int | None = None  # ... and its number in the sweep
+
+
+def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
+    """The configs of a job's runs: itself; with trainer.stack = R one per seed
+    seed .. seed+R-1; for a job of the stacked sweeper, one per combination it carries.
+    Each as a separate run of it has its config."""
+    if cfg.get(stacking.PLAN_KEY) is not None:
+        return [_planned(cfg, own) for _, _, own in stacking.runs_of(cfg)]
+    stack = int(cfg.trainer.stack)
+    if stack == 1:
+        return [cfg]
+    runs = []
+    for seed in range(cfg.seed, cfg.seed + stack):
+        one = copy.deepcopy(cfg)
+        one.seed, one.trainer.stack = seed, 1
+        runs.append(one)
+    return runs
+
+
+def _planned(cfg: DictConfig, own: list[str]) -> DictConfig:
+    """The job's config without the plan, with one run's own overrides applied."""
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        del one[stacking.PLAN_KEY]
+    return stacking.with_values(one, own)
+
+
+def run_specs(
+    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
+) -> list[RunSpec]:
+    """The job's runs: itself (``config`` is its flat config), or with trainer.stack = R
+    the seeds seed .. seed+R-1, each in ``<run_dir>/seed=<k>`` with the config, hash and
+    hparams a separate run of that seed has."""
+    runs = stacked_runs(cfg)
+    if cfg.get(stacking.PLAN_KEY) is not None:  # the stacked sweeper's: folders beside it
+        common = {k: v for k, v in overrides.items() if k.lstrip("+") != stacking.PLAN_KEY}
+        return [
+            RunSpec(
+                one,
+                run_dir.parent / folder,
+                run_hparams(one, [*common, *(stacking.key_of(o) for o in own)]),
+                config_hash(one),
+                [*(f"{k}={v}" for k, v in common.items()), *own],
+                num,
+            )
+            for one, (num, folder, own) in zip(runs, stacking.runs_of(cfg), strict=True)
+        ]
+    if len(runs) == 1:
+        return [RunSpec(cfg, run_dir, run_hparams(cfg, overrides), fingerprint(config))]
+    given = [k for k in overrides if k != "trainer.stack"]
+    return [
+        RunSpec(
+            one,
+            run_dir / f"seed={one.seed}",
+            run_hparams(one, given),
+            config_hash(one),
+        )
+        for one in runs
+    ]
+
+
+def run(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: Mapping[str, Any] | None = None,
+    hydra_files: Mapping[str, str] | None = None,
+    concurrent_jobs: int = 1,
+    in_sweep: bool = False,
+) -> dict[str, Any]:
+    """Train one configuration into ``run_dir``; returns what metrics.json holds (with
+    trainer.stack > 1: the overall status and each run's metrics under ``runs``).
+
+    Refusals leave the folder as it was: a ConfigError from the config check, a folder
+    holding a finished run or a checkpoint of another config, a folder another process
+    is writing (its lock). A folder whose run already completed (or diverged) is left as
+    it is; one with a checkpoint resumes from it. Only then are the configs written
+    (``hydra_files``: name -> text for ``.hydra/``, as Hydra would write them).
+    ``concurrent_jobs``: runs the launcher starts at once here (trainer.threads=auto).
+    ``in_sweep``: the sweep writes the HParams dashboard's columns, not each run. Any later
+    exception (a missing dataset, a crash, a full disk) is recorded in metrics.json with
+    status ``failed`` and raised again.
+    """
+    checked = check_config(cfg)
+    run_dir = Path(run_dir)
+    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
+    specs = run_specs(cfg, run_dir, overrides or {}, config)
+    for folder in {run_dir, *(spec.run_dir for spec in specs)}:
+        check_name_lengths(folder)
+        check_control_files(folder)
+    skipped = _skipped(specs)
+    if skipped is not None:
+        return skipped
+    if STOP:  # a stop signal reached this process during an earlier run of the sweep
+        error = f"not started: {STOP.name} received"
+        return _combined([{"status": "interrupted", "error": error, "steps": 0} for _ in specs])
+    checkpoint.check_written_for(run_dir / checkpoint.FILENAME, config)  # before the lock
+    with folder_lock(run_dir), STOP.installed(), _reserve(run_dir, specs):
+        skipped = _skipped(specs)  # another process may have finished it while we waited
+        if skipped is not None:
+            return skipped
+        resumed = checkpoint.load(run_dir / checkpoint.FILENAME, config)
+        try:
+            _write_configs(run_dir, specs, hydra_files or {})
+        except Exception as exc:
+            _record_failure(exc, specs)
+            raise
+        torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
+        keep_freed_memory()
+        return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep)
+
+
+def _skipped(specs: list[RunSpec]) -> dict[str, Any] | None:
+    """The metrics of a job all of whose runs already ended here for good, else None."""
+    finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
+    if not all(m is not None for m in finished):
+        return None
+    for spec, metrics in zip(specs, finished, strict=True):
+        log.info("%s already %s: skipped", spec.run_dir, metrics["status"])
+    return {**_combined(finished), "skipped": True}
+
+
+@contextlib.contextmanager
+def _reserve(run_dir: Path, specs: list[RunSpec]) -> Iterator[None]:
+    """``reserved_space`` for the job; a disk too full to hold it fails every run there
+    and then, while its small metrics.json still fits (no TensorBoard writer exists yet)."""
+    try:
+        hold_space(run_dir)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            _record_failure(exc, specs)
+        raise
+    try:
+        yield
+    finally:
+        free_space(run_dir)
+
+
+def _write_configs(run_dir: Path, specs: list[RunSpec], hydra_files: Mapping[str, str]) -> None:
+    """``.hydra/`` of the job (Hydra's own files) and of each stacked run (its config, as a
+    separate run of that seed has it: what the report reads)."""
+    for name, text in hydra_files.items():
+        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / ".hydra" / name, text)
+    for spec in specs:
+        if spec.run_dir != run_dir:
+            (spec.run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+            write_text_atomic(spec.run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(spec.cfg))
+        if spec.overrides is not None:
+            text = OmegaConf.to_yaml(OmegaConf.create(spec.overrides))
+            write_text_atomic(spec.run_dir / ".hydra" / "overrides.yaml", text)
+        if spec.num is not None and "hydra.yaml" in hydra_files:  # as its twin's job has it
+            hydra = OmegaConf.create(hydra_files["hydra.yaml"])
+            hydra.hydra.job.num = spec.num
+            hydra.hydra.job.override_dirname = spec.run_dir.name
+            hydra.hydra.overrides.task = spec.overrides
+            hydra.hydra.runtime.output_dir = str(spec.run_dir.absolute())
+            write_text_atomic(spec.run_dir / ".hydra" / "hydra.yaml", OmegaConf.to_yaml(hydra))
+
+
+def _record_failure(exc: BaseException, specs: list[RunSpec]) -> None:
+    _log_failure(exc)
+    for spec in specs:
+        write_failure(spec.run_dir, describe_error(exc), spec.hparams, _meta(spec))
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's metrics, or a stack's: completed only if every run completed."""
+    if len(runs) == 1:
+        return runs[0]
+    statuses = {m["status"] for m in runs}
+    status = next((s for s in ("interrupted", "failed", "diverged") if s in statuses), "completed")
+    errors = [m["error"] for m in runs if m.get("error")]
+    steps = runs[0].get("steps")
+    return {"status": status, "error": errors[0] if errors else None, "steps": steps, "runs": runs}
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: Path,
+    config: Mapping[str, Any],
+    specs: list[RunSpec],
+    checked: Checked,
+    resumed: Mapping[str, Any] | None,
+    in_sweep: bool = False,
+) -> dict[str, Any]:
+    caps = checked.task.capabilities
+    try:
+        device = resolve_device(cfg.trainer.device)
+        tasks, models = [], []
+        for spec in specs:
+            seed_everything(spec.cfg.seed)
+            # each run's own factory (its own shared slope; its n, its recovery weight)
+            mine = checked if spec.cfg is cfg else check_config(spec.cfg)
+            factory = ActivationFactory(mine.activation.config)
+            if tasks:
+                task = tasks[0].with_seed(spec.cfg.seed)
+            else:
+                task = checked.task.build(spec.cfg, device)
+            shape, outputs = task.input_shape, task.num_outputs
+            tasks.append(task)
+            models.append(build_model(cfg.model, shape, outputs, factory).to(device))
+        stacked = len(specs) > 1
+        fast = fastpaths.resolve(cfg.trainer, device, caps.images)
+        models = [fastpaths.apply(fast, m, t, device) for m, t in zip(models, tasks, strict=True)]
+        model = stack_models(models) if stacked else models[0]
+        task = StackedTask(tasks, models) if stacked else tasks[0]
+        loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
+        total = loop.total_steps(task.steps_per_epoch)
+        optimizer = build_optimizer(model, cfg.optimizer)
+        schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
+        trackers = [
+            _tracker(
+                cfg,
+                spec,
+                models[r],
+                tasks[r],
+                total + loop.lbfgs_steps,
+                resumed,
+                show=r == 0,
+                job_dir=run_dir,
+                in_sweep=in_sweep,
+            )
+            for r, spec in enumerate(specs)
+        ]
+        tracker = StackedTracker(trackers) if stacked else trackers[0]
+    except Exception as exc:
+        _record_failure(exc, specs)
+        raise
+    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "tracker": tracker}
+    saver = checkpoint.Checkpoints(
+        run_dir,
+        config,
+        state,
+        cfg.trainer.checkpoint_every,
+        cfg.trainer.checkpoint_every_epochs,
+        before_save=tracker.flush,
+    )
+    compiled = False
+    selfcheck.begin_run()
+    try:
+        with trackers[0].progress.logging():  # log lines go around the bar, not through it
+            plan = checkpoint.Plan(total, task.steps_per_epoch, loop.epochs)
+            start = saver.apply(resumed, plan) if resumed else checkpoint.Position()
+            if start.step:
+                log.info("resuming from %s at step %d", saver.path, start.step)
+            runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
+            log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
+            functional = caps.functional_loss
+            compiled = resolve_compile(cfg.trainer.compile, task, device, functional)
+            log.info(
+                "step: %s (trainer.compile=%s)",
+                "compiled" if compiled else "eager",
+                cfg.trainer.compile,
+            )
+            if stacked:
+                step_fn = StackedStep(
+                    model, models[0], task, optimizer, tracker, loop.precision, functional, compiled
+                )
+            else:
+                step_fn = build_step(
+                    model, task, compiled, loop.precision, cfg.optimizer, functional
+                )
+            status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
+    except Exception as exc:
+        _log_failure(exc)
+        _record_impl(trackers)
+        for spec, one, task in zip(specs, trackers, tasks, strict=True):
+            # a stacked run that had already ended alone keeps its own status and reason
+            status = "failed" if one.alive or one.failed else "diverged"
+            error = describe_error(exc) if one.alive else None
+            one.finish(status, error=error, extra=_meta(spec, task, compiled, optimizer))
+        raise
+    _record_impl(trackers)
+    metrics = _combined(
+        [
+            one.finish(
+                tracker.status_of(r, status) if stacked else status,
+                extra=_meta(spec, tasks[r], compiled, optimizer),
+            )
+            for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
+        ]
+    )
+    if status == "interrupted":
+        log.warning(
+            "stopped by %s at step %d; run again in %s to resume", STOP.name, tracker.step, run_dir
+        )
+        STOP.hand_over()  # inside a submitit job: requeue it (this does not return)
+        return metrics
+    saver.remove()
+    log.info("%s after %d steps; metrics.json in %s", metrics["status"], tracker.step, run_dir)
+    return metrics
+
+
+def _record_impl(trackers: list[Tracker]) -> None:
+    """``activation.impl_used`` in the hparams: torch, triton, or fallback (some kernel
+    configuration failed its self-check and the reference served it)."""
+    used = selfcheck.outcome(selfcheck.impl_used())
+    for one in trackers:
+        one.hparams["activation.impl_used"] = used
+
+
+def _meta(
+    spec: RunSpec,
+    task: Task | None = None,
+    compiled: bool | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, Any]:
+    """What metrics.json records beside the numbers: what really ran."""
+    settings = task.settings() if task is not None else {}
+    if compiled is not None:
+        settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
+        settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
+    if optimizer is not None:  # torch's fused update kernel, or its loop over tensors
+        settings["optimizer_fused"] = all(g.get("fused") for g in optimizer.param_groups)
+    return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
+
+
+def _tracker(
+    cfg: DictConfig,
+    spec: RunSpec,
+    model: torch.nn.Module,
+    task: Task,
+    total_steps: int,
+    resumed: Mapping[str, Any] | None,
+    show: bool,
+    job_dir: Path,
+    in_sweep: bool,
+) -> Tracker:
+    """A run's tracker; on resume its folder's events are first trimmed to the checkpoint.
+    ``show``: the progress bar (one for a stack of runs). Its HParams trial is its folder
+    below the sweep (or the run folder's name)."""
+    truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
+    targets = OmegaConf.to_container(cfg.targets)
+    purge_step = resumed["position"]["step"] + 1 if resumed else None
+    return Tracker(
+        spec.run_dir,
+        model,
+        History(task.goals, task.steps_per_epoch, targets),
+        Board(spec.run_dir, purge_step),
+        Progress(total_steps, task.steps_per_epoch, enabled=show),
+        cfg.trainer.log_every,
+        spec.hparams,
+        figures=_figures(task, model),
+        figure_steps=list(cfg.trainer.figures_at),
+        name=spec.run_dir.name if int(cfg.trainer.stack) > 1 else "",
+        trial=str(spec.run_dir.relative_to(job_dir.parent)),
+        experiment=not in_sweep,
+    )

@@ -1,0 +1,1 @@
+"""Multirun bookkeeping: preflight, outcomes, the summary; imports runner and below."""

@@ -1,0 +1,1 @@
+"""Operators' tools: adaptrun-doctor, the benchmark measurements; imports every layer."""

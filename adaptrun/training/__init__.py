@@ -1,0 +1,1 @@
+"""The loop, its steps, optimizers, MOLF, stacked runs; imports records and below."""
