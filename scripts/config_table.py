@@ -1,7 +1,8 @@
-"""Print the README's table of config groups and options, generated from conf/.
+"""Print the configuration reference's table of config groups and options, from conf/.
 
 python scripts/config_table.py            # print the table
-python scripts/config_table.py --check    # exit 1 if README.md's copy is stale
+python scripts/config_table.py --check    # exit 1 if docs/configuration.md's copy is stale
+python scripts/config_table.py --write    # rewrite docs/configuration.md's copy
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from adaptrun.config.options import options
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
-BEGIN, END = "<!-- config-table:begin -->", "<!-- config-table:end -->"
+BEGIN, END = "<!-- config-table:begin -->", "<!-- config-table:end -->"  # in docs/configuration.md
 
 
 def table() -> str:
@@ -25,30 +26,27 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def readme_block(readme: str, begin: str = BEGIN, end: str = END) -> str:
-    start, stop = readme.index(begin) + len(begin), readme.index(end)
-    return readme[start:stop].strip()
+def block(text: str, begin: str, end: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[start:stop].strip()
 
 
-def write_readme(text: str, begin: str = BEGIN, end: str = END) -> None:
-    path = REPO / "README.md"
-    readme = path.read_text()
-    start, stop = readme.index(begin) + len(begin), readme.index(end)
-    path.write_text(f"{readme[:start]}\n{text}\n{readme[stop:]}")
-
-
-def main(text: str, what: str, begin: str = BEGIN, end: str = END) -> None:
-    """``--write`` puts ``text`` into README.md, ``--check`` exits 1 if its copy is stale."""
+def main(text: str, what: str, doc: str, begin: str = BEGIN, end: str = END) -> None:
+    """``--write`` puts ``text`` between the markers of ``doc`` (a path from the
+    repository's root), ``--check`` exits 1 if its copy there is stale."""
+    path = REPO / doc
+    current = path.read_text()
     if "--write" in sys.argv:
-        write_readme(text, begin, end)
+        start, stop = current.index(begin) + len(begin), current.index(end)
+        path.write_text(f"{current[:start]}\n{text}\n{current[stop:]}")
     elif "--check" in sys.argv:
-        stale = readme_block((REPO / "README.md").read_text(), begin, end) != text
+        stale = block(current, begin, end) != text
         script = Path(sys.argv[0]).name
-        print(f"README.md {what} is stale: run scripts/{script} --write" if stale else "ok")
+        print(f"{doc}: its {what} is stale: run scripts/{script} --write" if stale else "ok")
         sys.exit(1 if stale else 0)
     else:
         print(text)
 
 
 if __name__ == "__main__":
-    main(table(), "config table")
+    main(table(), "config table", "docs/configuration.md")

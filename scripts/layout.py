@@ -37,4 +37,4 @@ def layout() -> str:
 
 
 if __name__ == "__main__":
-    main(layout(), "layout", BEGIN, END)
+    main(layout(), "layout", "README.md", BEGIN, END)

@@ -1,5 +1,5 @@
 """The config tree's groups and options with their one-line descriptions: ``adaptrun
---help`` prints them and scripts/config_table.py writes them into the README.
+--help`` prints them and scripts/config_table.py writes them into docs/configuration.md.
 
 Read from conf/ as files (the yaml's first comment line), without composing anything:
 Hydra's own help composes the config and deep-copies its config repository once per
