@@ -41,7 +41,7 @@ def target_class(config: Mapping[str, Any]) -> type:
         f"must name your activation class as module.Class, e.g. "
         f"activation._target_=my_acts.Snake (got {target!r})",
     )
-    cls = _import(target)
+    cls = _import(str(target))
     require(
         isinstance(cls, type) and issubclass(cls, nn.Module),
         "_target_",

@@ -23,7 +23,7 @@ What the runner asks of a built module (all optional, see docs/plugins.md):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,7 +49,7 @@ def require(ok: bool, field: str, message: str) -> None:
         raise SpecError(field, message)
 
 
-def require_choice(value: Any, valid: Sequence[str], field: str, what: str = "") -> None:
+def require_choice(value: Any, valid: Collection[str], field: str, what: str = "") -> None:
     """``value`` is one of ``valid``; the error lists them."""
     require(value in valid, field, f"unknown {what or field} {value!r}; valid: {', '.join(valid)}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ def model_penalty(model: nn.Module) -> torch.Tensor:
     Either may return None: nothing to add.
     """
     terms: list[torch.Tensor] = []
-    joint: dict[type, list[nn.Module]] = {}
+    joint: dict[Any, list[nn.Module]] = {}  # class -> its modules (it has joint_penalty)
     for module in model.modules():
         if hasattr(type(module), "joint_penalty"):
             joint.setdefault(type(module), []).append(module)

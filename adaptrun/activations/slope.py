@@ -36,6 +36,9 @@ class SlopeActivation(nn.Module):
     Parameter to every call site; ``model.parameters()`` then counts it once.
     """
 
+    scale: torch.Tensor  # buffers, typed for the checker (nn.Module's getattr is untyped)
+    recovery: torch.Tensor
+
     def __init__(
         self,
         base: nn.Module,

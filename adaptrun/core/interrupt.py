@@ -58,7 +58,7 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        signals = list(STOP_SIGNALS)
+        signals: list[int] = list(STOP_SIGNALS)
         preempt = _submitit_signal()
         if preempt is not None and callable(signal.getsignal(preempt)):
             signals.append(preempt)

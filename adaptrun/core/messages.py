@@ -43,7 +43,8 @@ def hydra_error(exc: BaseException) -> str:
         valid = [str(k) for k in parent]
         prefix = f"{section}." if section else ""
         return f"{full_key}: no such key; {nearest(key, valid, prefix)}valid: {', '.join(valid)}"
-    if full_key and getattr(cause, "msg", None):
-        return f"{full_key}: {one_line(str(cause.msg).splitlines()[0])}"
+    message = getattr(cause, "msg", None)
+    if full_key and message:
+        return f"{full_key}: {one_line(str(message).splitlines()[0])}"
     text = one_line(exc)
     return f"{text} ({one_line(cause)})" if cause is not None else text

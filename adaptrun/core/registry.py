@@ -22,8 +22,12 @@ from adaptrun.core.errors import ConfigError
 
 
 class Entry(Protocol):
-    name: str
-    config: type | None  # the structured-config dataclass; None: keys are free (custom)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> type | None:  # the structured-config dataclass; None: free keys
+        ...
 
 
 E = TypeVar("E", bound=Entry)

@@ -17,6 +17,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from adaptrun.core.errors import ConfigError, nearest
 
 CONTAINERS: dict[Any, tuple[type, ...]] = {list: (Sequence,), dict: (Mapping,)}
@@ -118,3 +120,12 @@ def check_root(cfg: Mapping[str, Any]) -> None:
     for name in ("task", "model", "dataset", "activation", "augmentation", "optimizer"):
         if not isinstance(cfg[name].get("name") if isinstance(cfg[name], Mapping) else None, str):
             raise ConfigError(f"{name}.name", f"must name a {name} option (got {cfg[name]!r})")
+
+
+def plain(section: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config mapping as plain dicts and lists (OmegaConf's converter is typed for any
+    node; every caller here holds a mapping)."""
+    value = OmegaConf.to_container(section, resolve=resolve)
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a config mapping, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items()}

@@ -114,7 +114,7 @@ def check_ops(ops: Sequence[Mapping[str, Any]]) -> None:
             key,
             f"must be a mapping such as {{op: crop, padding: 4}} (got {spec!r})",
         )
-        name = spec.get("op")
+        name = str(spec.get("op", ""))
         require(name in OPS, key, f"unknown op {name!r}; valid: {', '.join(OPS)}")
         extra = set(spec) - {"op"} - PARAMS[name]
         require(

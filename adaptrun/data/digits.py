@@ -69,7 +69,8 @@ def _keep(path: Path, arrays: tuple[np.ndarray, ...]) -> None:
     names = ("x_train", "y_train", "x_test", "y_test")
     with contextlib.suppress(OSError, UserError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda f: np.savez(f, **dict(zip(names, arrays, strict=True))))
+        named: dict[str, Any] = dict(zip(names, arrays, strict=True))
+        replace_atomically(path, lambda f: np.savez(f, **named))
 
 
 @dataclasses.dataclass

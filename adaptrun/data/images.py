@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -64,10 +65,12 @@ class ImageData:
         return sum(s.x.nbytes + s.y.nbytes for s in self.splits.values())
 
     def to(self, device: torch.device) -> ImageData:
-        return dataclasses.replace(self, **{k: s.to(device) for k, s in self.splits.items()})
+        moved: dict[str, Any] = {k: s.to(device) for k, s in self.splits.items()}
+        return dataclasses.replace(self, **moved)
 
     def pin(self) -> ImageData:
-        return dataclasses.replace(self, **{k: s.pin() for k, s in self.splits.items()})
+        pinned: dict[str, Any] = {k: s.pin() for k, s in self.splits.items()}
+        return dataclasses.replace(self, **pinned)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

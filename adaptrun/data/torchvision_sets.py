@@ -45,7 +45,7 @@ class Source:
 
     def files(self, root: Path) -> list[tuple[Path, str | None]]:
         """Every file the loader reads, with its published MD5 where torchvision has one."""
-        cls = self.cls
+        cls: Any = self.cls  # torchvision's dataset class: its file tables are class attributes
         if self.family == "cifar":
             folder = root / cls.base_folder
             listed = [*cls.train_list, *cls.test_list, [cls.meta["filename"], cls.meta["md5"]]]
@@ -59,7 +59,7 @@ class Source:
         return [(root / cls.filename, cls.md5_checksum)]
 
     def urls(self) -> list[str]:
-        cls = self.cls
+        cls: Any = self.cls
         if self.family == "cifar":
             return [cls.url]
         if self.family == "mnist":

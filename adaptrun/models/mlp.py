@@ -52,7 +52,10 @@ class MLP(nn.Module):
                 first = [d @ layer.weight.T for d in first]
                 curved = [None if c is None else c @ layer.weight.T for c in curved]
                 continue
-            f, d1, d2 = elementwise(layer)(h)
+            derivatives = elementwise(layer)
+            if derivatives is None:  # the config check only lets closed forms reach here
+                raise TypeError(f"{type(layer).__name__} has no closed-form derivatives")
+            f, d1, d2 = derivatives(h)
             curved = [
                 d2 * first[k].square() + (0 if c is None else d1 * c)
                 for k, c in zip(second, curved, strict=True)

@@ -73,13 +73,21 @@ class Board:
                     scalars[f"{hp.SUMMARY}/steps_to_{name}_{target}"] = float(where["step"])
                     scalars[f"{hp.SUMMARY}/epochs_to_{name}_{target}"] = float(where["epoch"])
         self.scalars(step, scalars)
-        if experiment:
-            self.writer.file_writer.add_summary(hp.experiment(hp.domain([hparams]), scalars))
-        self.writer.file_writer.add_summary(hp.session_start(hparams, trial))
-        self.writer.file_writer.add_summary(hp.session_end(metrics["status"]))
+        summaries = [hp.experiment(hp.domain([hparams]), scalars)] if experiment else []
+        summaries += [hp.session_start(hparams, trial), hp.session_end(metrics["status"])]
+        add_summaries(self.writer, *summaries)
 
     def flush(self) -> None:
         self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
+
+
+def add_summaries(writer: SummaryWriter, *summaries: Any) -> None:
+    """Protocol-buffer summaries (the HParams plugin's) straight into the event file."""
+    events = writer.file_writer
+    if events is None:
+        raise RuntimeError("the TensorBoard writer is closed")
+    for summary in summaries:
+        events.add_summary(summary)

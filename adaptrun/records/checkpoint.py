@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from adaptrun.core.errors import UserError
 from adaptrun.core.files import refuse_link, replace_atomically
+from adaptrun.core.schemas import plain
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,12 @@ def fingerprint(flat: Mapping[str, Any]) -> str:
 def config_hash(cfg: Any) -> str:
     """The hash a run's metrics.json carries: its resolved config, less what may change on
     resume (a stacked run's own config hashes as a separate run of it would)."""
-    return fingerprint(flat_config(OmegaConf.to_container(cfg, resolve=True)))
+    return fingerprint(flat_config(plain(cfg)))
 
 
 def rng_state() -> dict[str, Any]:
     """Every global generator: Python, NumPy, torch CPU and each CUDA device."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
     return {
         "python": random.getstate(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
@@ -231,7 +231,7 @@ class Checkpoints:
         self.saved_at: float | None = None
 
     def due(self, step: int) -> bool:
-        return bool(self.every) and step % self.every == 0
+        return self.every is not None and self.every > 0 and step % self.every == 0
 
     def due_at_epoch_end(self, epoch: int) -> bool:
         return bool(self.every_epochs) and (epoch + 1) % self.every_epochs == 0

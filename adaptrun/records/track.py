@@ -47,7 +47,7 @@ class LossWindow:
     def close(self) -> tuple[Any, Any] | None:
         """The window's means, read back from the device (floats, or lists of floats for
         a stack's per-run losses); None if it is empty."""
-        if self.count == 0:
+        if self.loss is None or self.penalty is None:
             return None
         means = ((self.loss / self.count).tolist(), (self.penalty / self.count).tolist())
         self.loss, self.penalty, self.count = None, None, 0
@@ -167,6 +167,8 @@ class Tracker:
             self._draw(self.step)
 
     def _draw(self, step: int) -> None:
+        if self.figures is None:
+            return
         self.last_figure_step = step
         self.board.figures(step, self.figures())
 

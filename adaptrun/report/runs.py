@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.config.plan import PLAN_KEY
+from adaptrun.core.schemas import plain
 from adaptrun.records.checkpoint import flat_config
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def _resolved(config: Any) -> dict[str, Any]:
     """The saved config, flat, each interpolation resolved (``activation.n`` as the number
     a preset's ``${slope_defaults.n}`` gave it, so runs label and group by what ran), or
     kept as written where it cannot be resolved outside its run (a resolver of Hydra's)."""
-    flat = flat_config(OmegaConf.to_container(config, resolve=False))
+    flat = flat_config(plain(config, resolve=False))
     for key, value in flat.items():
         if isinstance(value, str) and "${" in value:
             with contextlib.suppress(OmegaConfBaseException):

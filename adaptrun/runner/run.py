@@ -29,6 +29,7 @@ from adaptrun.core.files import (
     write_text_atomic,
 )
 from adaptrun.core.interrupt import STOP
+from adaptrun.core.schemas import plain
 from adaptrun.models import build_model
 from adaptrun.records import checkpoint
 from adaptrun.records.board import Board
@@ -193,7 +194,7 @@ def run(
     """
     checked = check_config(cfg)
     run_dir = Path(run_dir)
-    config = flat_config(OmegaConf.to_container(cfg, resolve=True))
+    config = flat_config(plain(cfg))
     specs = run_specs(cfg, run_dir, overrides or {}, config)
     for folder in {run_dir, *(spec.run_dir for spec in specs)}:
         check_name_lengths(folder)
@@ -441,7 +442,7 @@ def _tracker(
     ``show``: the progress bar (one for a stack of runs). Its HParams trial is its folder
     below the sweep (or the run folder's name)."""
     truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
-    targets = OmegaConf.to_container(cfg.targets)
+    targets = plain(cfg.targets)
     purge_step = resumed["position"]["step"] + 1 if resumed else None
     return Tracker(
         spec.run_dir,

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from adaptrun.activations.selfcheck import IMPL_OUTCOMES
@@ -29,6 +29,7 @@ from adaptrun.config.check import check_config
 from adaptrun.core.errors import config_problem
 from adaptrun.core.files import refuse_link
 from adaptrun.core.messages import hydra_error, one_line
+from adaptrun.core.schemas import plain
 from adaptrun.records.hparams import domain, experiment, metric_tags, run_hparams
 from adaptrun.records.track import write_json_atomic
 
@@ -181,6 +182,7 @@ def write_hparams_domain(
     varies, with every value it takes, and every summary metric they write."""
     from torch.utils.tensorboard import SummaryWriter
 
+    from adaptrun.records.board import add_summaries
     from adaptrun.runner.run import stacked_runs
     from adaptrun.tasks import TASKS
 
@@ -190,9 +192,9 @@ def write_hparams_domain(
         keys = [o.split("=", 1)[0] for o in overrides if "=" in o]
         runs += [run_hparams(one, keys) for one in stacked_runs(cfg)]
         goals = TASKS[cfg.task.name].goals
-        metrics += metric_tags(goals, OmegaConf.to_container(cfg.targets))
+        metrics += metric_tags(goals, plain(cfg.targets))
     writer = SummaryWriter(str(sweep_dir))
-    writer.file_writer.add_summary(experiment(domain(runs), dict.fromkeys(metrics)))
+    add_summaries(writer, experiment(domain(runs), dict.fromkeys(metrics)))
     writer.close()
 
 

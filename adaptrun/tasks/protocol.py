@@ -19,11 +19,20 @@ class Task(Protocol):
     scripts/bench_pinn.py measured the compiled step faster than eager, compile included).
     """
 
-    goals: Mapping[str, str]
-    input_shape: tuple[int, ...]
-    num_outputs: int
-    steps_per_epoch: int
-    compiled_step_pays: bool
+    @property
+    def goals(self) -> Mapping[str, str]: ...
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_outputs(self) -> int: ...
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    @property
+    def compiled_step_pays(self) -> bool: ...
 
     def with_seed(self, seed: int) -> Task:
         """The same data with another run's batch order (stacked runs, one per seed)."""
