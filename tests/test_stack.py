@@ -119,7 +119,7 @@ def test_report_shows_stacked_runs_as_runs(tmp_path):
     [
         ("model=preact_resnet18", "no BatchNorm, no dropout"),
         ("model=lenet", "got model=lenet"),  # its dropout
-        ("optimizer=molf", "stacks adam and sgd runs"),
+        ("optimizer=molf", "updates each element on its own (adam, sgd)"),
         ("trainer.lbfgs_steps=5", "L-BFGS"),
         ("trainer.compile=true", "compiles stacks whose task's loss runs under torch.func"),
     ],

@@ -24,7 +24,7 @@ from adaptrun.models import MODELS, ModelCapabilities, check_model
 from adaptrun.tasks import TASKS, TaskEntry, check_task
 from adaptrun.tasks.registry import TaskCapabilities
 from adaptrun.training.fastpaths import PRECISIONS
-from adaptrun.training.optim import check_optimizer, check_trainable
+from adaptrun.training.optim import OPTIMIZERS, check_optimizer, check_trainable
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -212,10 +212,12 @@ def check_stack(
         "trainer.stack",
         f"activation {cfg['activation']['name']} says it cannot be stacked; use trainer.stack=1",
     )
+    elementwise = [e.name for e in OPTIMIZERS.values() if e.capabilities.elementwise]
     require(
-        cfg["optimizer"]["name"] in ("adam", "sgd"),
+        OPTIMIZERS[cfg["optimizer"]["name"]].capabilities.elementwise,
         "trainer.stack",
-        "stacks adam and sgd runs (elementwise updates); use trainer.stack=1 with molf",
+        f"stacks runs whose optimizer updates each element on its own "
+        f"({', '.join(elementwise)}); use trainer.stack=1 with {cfg['optimizer']['name']}",
     )
     require(
         cfg["trainer"]["lbfgs_steps"] == 0,

@@ -10,7 +10,8 @@ from adaptrun.data.images import (
     to_unit,
 )
 from adaptrun.data.placement import PLACEMENTS, choose_placement, place
-from adaptrun.data.registry import DATASETS, PROTOCOLS, check_protocol, load_dataset
+from adaptrun.data.protocols import PROTOCOLS, check_protocol
+from adaptrun.data.registry import DATASETS, load_dataset
 
 discover(__name__)
 

@@ -16,28 +16,11 @@ import torch
 
 from adaptrun.core.errors import ConfigError, is_count, is_number, require
 from adaptrun.core.registry import Registry
-from adaptrun.core.schemas import check_section
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
-from adaptrun.data.splits import hold_out, kfold
+from adaptrun.data.protocols import PROTOCOLS
+from adaptrun.data.splits import hold_out
 
-PROTOCOLS = ("holdout", "kfold")
-
-
-@dataclasses.dataclass
-class HoldoutConfig:
-    name: str = "holdout"
-
-
-@dataclasses.dataclass
-class KFoldConfig:
-    name: str = "kfold"
-    folds: Any = 10
-    fold: Any = 0
-    seed: Any = 0
-
-
-PROTOCOL_SCHEMAS: dict[str, type] = {"holdout": HoldoutConfig, "kfold": KFoldConfig}
 Loader = Callable[[Mapping[str, Any], int], tuple[Split, Split]]  # (cfg, split seed)
 
 
@@ -115,24 +98,6 @@ def check_images(cfg: Mapping[str, Any]) -> None:
     )
 
 
-def check_protocol(cfg: Mapping[str, Any]) -> None:
-    """holdout keeps the official split; kfold pools it and tests on one fold."""
-    require(
-        cfg["name"] in PROTOCOLS,
-        "protocol.name",
-        f"unknown protocol {cfg['name']!r}; valid: {', '.join(PROTOCOLS)}",
-    )
-    check_section("protocol", cfg, PROTOCOL_SCHEMAS[cfg["name"]], f"protocol {cfg['name']}")
-    if cfg["name"] == "kfold":
-        folds, fold = cfg["folds"], cfg["fold"]
-        require(is_count(folds, 2), "protocol.folds", "must be an integer >= 2")
-        require(
-            is_count(fold, 0) and fold < folds,
-            "protocol.fold",
-            f"must be between 0 and protocol.folds - 1 = {folds - 1} (got {fold!r})",
-        )
-
-
 def load_dataset(
     cfg: Mapping[str, Any], protocol: Mapping[str, Any] | None = None, split_seed: int = 0
 ) -> ImageData:
@@ -143,9 +108,8 @@ def load_dataset(
     if entry.load is None:
         raise ConfigError("dataset", f"dataset {entry.name} has no images to load")
     train, test = entry.load(cfg, split_seed)
-    if protocol is not None and protocol["name"] == "kfold":
-        seed = int(protocol["seed"])
-        train, test = kfold(train, test, int(protocol["folds"]), int(protocol["fold"]), seed)
+    if protocol is not None:
+        train, test = PROTOCOLS[protocol["name"]].split(train, test, protocol)
     train, val = hold_out(train, float(cfg.get("val_fraction", 0.0)), split_seed)
     mean, std = channel_stats(train.x)
     data = ImageData(cfg["name"], train, test, int(cfg["num_classes"]), mean, std, val)

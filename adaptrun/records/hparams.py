@@ -50,7 +50,8 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
         if key not in ("name", "impl") and isinstance(value, (int, float, str, bool)):
             values[f"activation.{key}"] = value
     values["optimizer"] = cfg["optimizer"]["name"]
-    values["optimizer.lr"] = cfg["optimizer"]["lr"]
+    if "lr" in cfg["optimizer"]:  # an optimizer that solves for its steps has none
+        values["optimizer.lr"] = cfg["optimizer"]["lr"]
     values["trainer.batch_size"] = cfg["trainer"]["batch_size"]
     values["trainer.epochs"] = cfg["trainer"]["epochs"]
     values["seed"] = cfg["seed"]

@@ -14,18 +14,21 @@ import pandas as pd
 
 from adaptrun.report.runs import Grid
 from adaptrun.report.stats import interval, welch_p
+from adaptrun.tasks import TASKS
 
 CELL = ["row", "column"]
 
 
 def primary_metric(grid: Grid) -> str:
-    """``test_acc`` for classification sweeps, ``test_rel_l2`` for regression and PINNs."""
-    keys = {
-        k for row in grid.cells.values() for c in row.values() for r in c.runs for k in r.metrics
-    }
-    for metric in ("test_acc", "test_rel_l2", "test_loss"):
-        if f"final_{metric}" in keys:
-            return metric
+    """The metric the runs' task declares it is compared by (``primary``: test accuracy
+    for classification, test rel L2 for regression and PINNs), where the runs report it;
+    else the training loss."""
+    runs = [r for row in grid.cells.values() for c in row.values() for r in c.runs]
+    keys = {k for r in runs for k in r.metrics}
+    tasks = dict.fromkeys(str(r.config.get("task.name")) for r in runs)
+    for name in tasks:
+        if name in TASKS and f"final_{TASKS[name].primary}" in keys:
+            return TASKS[name].primary
     return "train_loss"
 
 

@@ -52,11 +52,11 @@ from adaptrun.training.steps import build_step, resolve_compile
 log = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(choice: str) -> torch.device:
     """``auto`` picks CUDA when present; check_config has refused cuda without a GPU."""
-    if name == "auto":
+    if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return torch.device(choice)
 
 
 def seed_everything(seed: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from adaptrun.core.errors import require
 from adaptrun.core.registry import discover
-from adaptrun.data import DATASETS, check_protocol
+from adaptrun.data import DATASETS, PROTOCOLS, check_protocol
 from adaptrun.tasks.burgers import BurgersTask
 from adaptrun.tasks.classification import ClassificationTask
 from adaptrun.tasks.function import FunctionTask
@@ -41,9 +41,10 @@ def check_task(cfg: Mapping[str, Any]) -> TaskEntry:
     )
     check_protocol(cfg["protocol"])
     require(
-        caps.cross_validation or cfg["protocol"]["name"] == "holdout",
+        caps.cross_validation or not PROTOCOLS[cfg["protocol"]["name"]].pools_splits,
         "protocol",
-        f"task {task.name} has no dataset to split into folds; use protocol=holdout",
+        f"task {task.name} has no dataset to split into folds; use protocol="
+        + " or ".join(e.name for e in PROTOCOLS.values() if not e.pools_splits),
     )
     return task
 

@@ -369,6 +369,7 @@ TASKS.register(
         config=BurgersTaskConfig,
         takes="burgers",
         goals=BurgersTask.GOALS,
+        primary="test_rel_l2",
         build=_build,
         input_shape=lambda cfg: BurgersTask.input_shape,
         check=_check,

@@ -188,6 +188,7 @@ TASKS.register(
         config=ClassificationConfig,
         takes="images",
         goals=ClassificationTask.GOALS,
+        primary="test_acc",
         build=build,
         input_shape=lambda cfg: tuple(cfg["dataset"]["shape"]),
         check=_check,

@@ -179,6 +179,7 @@ TASKS.register(
         config=FunctionTaskConfig,
         takes="function",
         goals=FunctionTask.GOALS,
+        primary="test_rel_l2",
         build=lambda cfg, device: FunctionTask(cfg["dataset"], device, data_seed(cfg)),
         input_shape=lambda cfg: FunctionTask.input_shape,
         capabilities=TaskCapabilities(full_batch=True, functional_loss=True),

@@ -47,6 +47,7 @@ class TaskEntry:
     check: Callable[[Mapping[str, Any]], None] = _no_check  # the whole config: task, dataset
     capabilities: TaskCapabilities = TaskCapabilities()
     doc: str = ""
+    primary: str = "train_loss"  # the metric adaptrun-report compares by default
 
 
 TASKS: Registry[TaskEntry] = Registry("task", "task.name")

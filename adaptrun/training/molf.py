@@ -12,12 +12,23 @@ Everything is torch linear algebra, so it runs on the GPU too.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
-from adaptrun.activations import AdAct
+from adaptrun.activations import AdAct, Capabilities
+from adaptrun.core.errors import is_count, is_number, require
 from adaptrun.models.mlp1 import MLP1
+from adaptrun.models.registry import ModelCapabilities
+from adaptrun.tasks import Task
+from adaptrun.tasks.registry import TaskCapabilities
+from adaptrun.training.optim import OPTIMIZERS, OptimizerCapabilities, OptimizerEntry
+from adaptrun.training.steps import Step
 
 
 def ols_solve(r: torch.Tensor, c: torch.Tensor, tol: float = 1e-10) -> torch.Tensor:
@@ -195,3 +206,83 @@ class Passive(torch.optim.Optimizer):
 
     def step(self, closure: object = None) -> None:
         return None
+
+
+def molf_train_step(model: nn.Module, task: Task, cfg: Any) -> Step:
+    """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
+    the task's own loss after the update."""
+
+    def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        x, labels = batch
+        molf_iteration(
+            model,
+            x,
+            labels,
+            task.num_outputs,
+            float(cfg["tol"]),
+            cfg["owo"],
+            int(cfg["newton_steps"]),
+            float(cfg["l2"]),
+        )
+        with torch.no_grad():
+            loss = task.loss(model, batch)
+        return loss, torch.zeros((), device=loss.device)
+
+    return step
+
+
+@dataclasses.dataclass
+class MolfConfig:
+    name: str = "molf"
+    owo: Any = "mse"
+    newton_steps: Any = 3
+    l2: Any = 0.001
+    tol: Any = 1e-10
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    require(
+        cfg["owo"] in ("mse", "newton"),
+        "optimizer.owo",
+        f"unknown output-weight solver {cfg['owo']!r}; valid: mse, newton",
+    )
+    require(is_count(cfg["newton_steps"]), "optimizer.newton_steps", "must be an integer >= 1")
+    require(is_number(cfg["l2"]) and cfg["l2"] > 0, "optimizer.l2", "must be > 0")
+    require(is_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
+
+
+def _fits(
+    cfg: Mapping[str, Any],
+    model: ModelCapabilities,
+    task: TaskCapabilities,
+    activation: Capabilities,
+) -> None:
+    """MOLF trains only what declares the ``molf`` capability: a one-hidden-layer model
+    with bypass weights, class targets, and activations it has a step for."""
+    require(
+        model.molf, "model", f"optimizer=molf trains model=mlp1 (got model={cfg['model']['name']})"
+    )
+    require(task.molf, "task", f"optimizer=molf is for classification, not {cfg['task']['name']}")
+    require(
+        activation.molf,
+        "activation",
+        f"optimizer=molf trains fixed activations and adact, not {cfg['activation']['name']}",
+    )
+
+
+def _passive(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    return Passive(model.parameters())  # molf_iteration sets the weights
+
+
+OPTIMIZERS.register(
+    OptimizerEntry(
+        "molf",
+        MolfConfig,
+        _passive,
+        # its learning factors are solved for; its least squares couple a run's weights
+        capabilities=OptimizerCapabilities(learning_rate=False, elementwise=False, owns_step=True),
+        check=_check,
+        fits=_fits,
+        step=molf_train_step,
+    )
+)

@@ -1,10 +1,11 @@
-"""Optimizers (sgd, adam) and learning-rate schedules (constant, step, cosine)."""
+"""The optimizer registry (adam and sgd here; MOLF registers itself in molf.py) and the
+learning-rate schedules (constant, step, cosine)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -12,13 +13,44 @@ from torch import nn
 
 from adaptrun.activations import Capabilities, activation_parameters
 from adaptrun.core.errors import is_count, is_number, require
+from adaptrun.core.registry import Registry
 from adaptrun.core.schemas import check_section
 from adaptrun.models.registry import ModelCapabilities
 from adaptrun.tasks.registry import TaskCapabilities
-from adaptrun.training.molf import Passive
 
-OPTIMIZERS = ("sgd", "adam", "molf")
 SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerCapabilities:
+    """What the runner may ask of an optimizer instead of its name."""
+
+    learning_rate: bool = True  # optimizer.lr, weight decay and a schedule apply
+    elementwise: bool = True  # each element's update is its own: stacked runs take it exactly
+    owns_step: bool = False  # computes the whole step itself (MOLF): the loop runs its step
+
+
+def _no_check(cfg: Mapping[str, Any]) -> None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerEntry:
+    """An ``optimizer`` option: its typed config, checks, capabilities and builder.
+
+    ``fits``: the check of the model, task and activation it is asked to train;
+    ``step``: with ``owns_step``, the step that replaces the loop's (model, task, cfg)."""
+
+    name: str
+    config: type
+    build: Callable[[nn.Module, Mapping[str, Any]], torch.optim.Optimizer]
+    capabilities: OptimizerCapabilities = OptimizerCapabilities()
+    check: Callable[[Mapping[str, Any]], None] = _no_check
+    fits: Callable[..., None] | None = None
+    step: Callable[..., Any] | None = None
+
+
+OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer", "optimizer.name")
 
 
 @dataclasses.dataclass
@@ -44,69 +76,26 @@ class SGDConfig(ScheduledConfig):
     nesterov: Any = False
 
 
-@dataclasses.dataclass
-class MolfConfig:
-    name: str = "molf"
-    lr: Any = 0.0
-    owo: Any = "mse"
-    newton_steps: Any = 3
-    l2: Any = 0.001
-    tol: Any = 1e-10
-
-
-SCHEMAS: dict[str, type] = {"adam": AdamConfig, "sgd": SGDConfig, "molf": MolfConfig}
-
-
 def check_optimizer(cfg: Mapping[str, Any]) -> None:
-    require(
-        cfg["name"] in OPTIMIZERS,
-        "optimizer.name",
-        f"unknown optimizer {cfg['name']!r}; valid: {', '.join(OPTIMIZERS)}",
-    )
-    check_section("optimizer", cfg, SCHEMAS[cfg["name"]], f"optimizer {cfg['name']}")
-    if cfg["name"] == "molf":
-        require(
-            cfg["owo"] in ("mse", "newton"),
-            "optimizer.owo",
-            f"unknown output-weight solver {cfg['owo']!r}; valid: mse, newton",
-        )
-        steps = cfg["newton_steps"]
-        require(
-            is_count(steps),
-            "optimizer.newton_steps",
-            "must be an integer >= 1",
-        )
-        require(is_number(cfg["l2"]) and cfg["l2"] > 0, "optimizer.l2", "must be > 0")
-        require(is_number(cfg["tol"]) and cfg["tol"] > 0, "optimizer.tol", "must be > 0")
-        return
+    entry = OPTIMIZERS[cfg["name"]]
+    check_section("optimizer", cfg, entry.config, f"optimizer {entry.name}")
+    if entry.capabilities.learning_rate:
+        _check_scheduled(cfg)
+    entry.check(cfg)
+
+
+def _check_scheduled(cfg: Mapping[str, Any]) -> None:
+    """The rate, decay and schedule every optimizer with a learning rate has."""
     require(
         is_number(cfg["lr"]) and cfg["lr"] > 0,
         "optimizer.lr",
         f"must be a positive number (got {cfg['lr']!r})",
     )
-    if "betas" in cfg:
-        betas = list(cfg["betas"])
-        require(
-            len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
-            "optimizer.betas",
-            f"must be two numbers in [0, 1) (got {betas})",
-        )
     require(
         is_number(cfg["weight_decay"]) and cfg["weight_decay"] >= 0,
         "optimizer.weight_decay",
         f"must be >= 0 (got {cfg['weight_decay']!r})",
     )
-    if cfg["name"] == "sgd":
-        require(
-            is_number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1,
-            "optimizer.momentum",
-            f"must be in [0, 1) (got {cfg['momentum']!r})",
-        )
-        require(
-            not cfg["nesterov"] or cfg["momentum"] > 0,
-            "optimizer.nesterov",
-            "needs optimizer.momentum > 0",
-        )
     require(
         cfg["schedule"] in SCHEDULES,
         "optimizer.schedule",
@@ -125,42 +114,56 @@ def check_optimizer(cfg: Mapping[str, Any]) -> None:
     )
 
 
+def _check_adam(cfg: Mapping[str, Any]) -> None:
+    betas = list(cfg["betas"])
+    require(
+        len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas),
+        "optimizer.betas",
+        f"must be two numbers in [0, 1) (got {betas})",
+    )
+
+
+def _check_sgd(cfg: Mapping[str, Any]) -> None:
+    require(
+        is_number(cfg["momentum"]) and 0 <= cfg["momentum"] < 1,
+        "optimizer.momentum",
+        f"must be in [0, 1) (got {cfg['momentum']!r})",
+    )
+    require(
+        not cfg["nesterov"] or cfg["momentum"] > 0,
+        "optimizer.nesterov",
+        "needs optimizer.momentum > 0",
+    )
+
+
 def check_trainable(
     cfg: Mapping[str, Any],
     model: ModelCapabilities,
     task: TaskCapabilities,
     activation: Capabilities,
 ) -> None:
-    """optimizer=molf trains only what declares the ``molf`` capability: a one-hidden-layer
-    model with bypass weights, class targets, and activations it has a step for."""
-    if cfg["optimizer"]["name"] != "molf":
-        return
-    require(
-        model.molf,
-        "model",
-        f"optimizer=molf trains model=mlp1 (got model={cfg['model']['name']})",
-    )
-    require(task.molf, "task", f"optimizer=molf is for classification, not {cfg['task']['name']}")
-    require(
-        activation.molf,
-        "activation",
-        f"optimizer=molf trains fixed activations and adact, not {cfg['activation']['name']}",
-    )
+    """The optimizer's own check of what it is asked to train (MOLF trains only what
+    declares the ``molf`` capability)."""
+    fits = OPTIMIZERS[cfg["optimizer"]["name"]].fits
+    if fits is not None:
+        fits(cfg, model, task, activation)
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg["name"]].build(model, cfg)
+
+
+def param_groups(model: nn.Module, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Activation parameters get no weight decay (it would pull slopes towards zero);
     a transfer model's pretrained backbone gets ``model.backbone_lr_mult`` times the rate;
     frozen parameters are left out."""
-    if cfg["name"] == "molf":
-        return Passive(model.parameters())  # molf.molf_iteration sets the weights
     lr = float(cfg["lr"])
     exempt_ids = {id(p) for p in activation_parameters(model, exempt_only=True)}
-    backbone = getattr(model, "backbone_parameters", list)()  # transfer models only
+    backbone: list[nn.Parameter] = getattr(model, "backbone_parameters", list)()  # transfer
     backbone_ids = {id(p) for p in backbone}
     trainable = [p for p in model.parameters() if p.requires_grad]
     decayed = [p for p in trainable if id(p) not in exempt_ids | backbone_ids]
-    groups = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
+    groups: list[dict[str, Any]] = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
     exempt = [p for p in trainable if id(p) in exempt_ids]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
@@ -168,11 +171,28 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     if slow:  # a pretrained backbone may learn slower than the new layers
         mult = float(getattr(model, "backbone_lr_mult", 1.0))
         groups.append({"params": slow, "weight_decay": float(cfg["weight_decay"]), "lr": lr * mult})
-    fused = fusable(trainable)
-    if cfg["name"] == "sgd":
-        momentum, nesterov = float(cfg["momentum"]), bool(cfg["nesterov"])
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, fused=fused)
+    return groups
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _adam(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    fused = fusable(_trainable(model))
+    groups, lr = param_groups(model, cfg), float(cfg["lr"])
     return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg["betas"]), fused=fused)
+
+
+def _sgd(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    fused = fusable(_trainable(model))
+    groups, lr = param_groups(model, cfg), float(cfg["lr"])
+    momentum, nesterov = float(cfg["momentum"]), bool(cfg["nesterov"])
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, fused=fused)
+
+
+OPTIMIZERS.register(OptimizerEntry("adam", AdamConfig, _adam, check=_check_adam))
+OPTIMIZERS.register(OptimizerEntry("sgd", SGDConfig, _sgd, check=_check_sgd))
 
 
 def fusable(params: list[nn.Parameter]) -> bool:

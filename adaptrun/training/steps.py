@@ -15,7 +15,7 @@ from torch.func import functional_call, grad_and_value
 
 from adaptrun.activations import model_penalty
 from adaptrun.tasks import Task
-from adaptrun.training.molf import molf_iteration
+from adaptrun.training.optim import OPTIMIZERS
 
 Step = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 
@@ -72,29 +72,6 @@ def compiled_functional_step(model: nn.Module, task: Task) -> Step:
     return step
 
 
-def molf_train_step(model: nn.Module, task: Task, cfg: Any) -> Step:
-    """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
-    the task's own loss after the update."""
-
-    def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        x, labels = batch
-        molf_iteration(
-            model,
-            x,
-            labels,
-            task.num_outputs,
-            float(cfg["tol"]),
-            cfg["owo"],
-            int(cfg["newton_steps"]),
-            float(cfg["l2"]),
-        )
-        with torch.no_grad():
-            loss = task.loss(model, batch)
-        return loss, torch.zeros((), device=loss.device)
-
-    return step
-
-
 def resolve_compile(
     setting: bool | str, task: Task, device: torch.device, functional_loss: bool
 ) -> bool:
@@ -114,11 +91,12 @@ def build_step(
     optimizer: Any = None,
     functional_loss: bool = False,
 ) -> Step:
-    """``optimizer=molf``: the MOLF iteration. ``compile``: the compiled functional step
-    where the task's loss runs under torch.func (``functional_loss``: regression,
-    physics-informed), else a torch.compile'd model inside the eager step."""
-    if optimizer is not None and optimizer["name"] == "molf":
-        return molf_train_step(model, task, optimizer)
+    """An optimizer that owns its step (MOLF) gives the step. ``compile``: the compiled
+    functional step where the task's loss runs under torch.func (``functional_loss``:
+    regression, physics-informed), else a torch.compile'd model inside the eager step."""
+    own = OPTIMIZERS[optimizer["name"]].step if optimizer is not None else None
+    if own is not None:
+        return own(model, task, optimizer)
     if compile and functional_loss:
         return compiled_functional_step(model, task)
     return eager_step(torch.compile(model) if compile else model, task, precision)
