@@ -49,7 +49,7 @@ def activation_name(act: Any) -> str | list[str]:
     if family == "fixed":
         return str(act.base)
     recovery = float(act.get("slope_recovery", 0.0))
-    if family != "slope" or variant not in ("global", "layer") or recovery:
+    if family != "slope" or variant not in ("global", "layerwise") or recovery:
         sys.exit(
             f"deepxde_peer: DeepXDE's PyTorch backend has no {act.name} (it has fixed bases, "
             "one shared slope and layer-wise slopes, without slope recovery); use "
@@ -93,7 +93,7 @@ def build(cfg: Any, batch: Any) -> Any:
     )
     name = activation_name(cfg.activation)
     depth = int(cfg.model.hidden_layers)
-    if name.startswith("LAAF") and cfg.activation.variant == "layer":
+    if name.startswith("LAAF") and cfg.activation.variant == "layerwise":
         name = [name] * (depth + 1)  # a list: a slope object (and parameter) per layer
     sizes = [2] + [int(cfg.model.width)] * depth + [1]
     net = dde.nn.FNN(sizes, name, "Glorot normal")

@@ -27,6 +27,7 @@ print(libc.mallinfo2().hblkhd - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")
 def test_large_tensors_come_from_the_heap_not_fresh_mappings():
     def mapped(mode: str) -> int:

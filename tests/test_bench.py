@@ -9,6 +9,7 @@ import torch
 from adaptrun.tools import benchmarks as bench
 
 
+@pytest.mark.slow
 def test_every_section_measures_and_reports_ratios():
     args = bench.Sizes(small=True, batch=4, repeat=1, images=16, workers=0, runs=2)
     device = torch.device("cpu")
@@ -26,6 +27,7 @@ def test_every_section_measures_and_reports_ratios():
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |"]
 
 
+@pytest.mark.slow
 def test_the_sweep_benchmark_times_both_sweeps_and_their_steps():
     import re
     import subprocess

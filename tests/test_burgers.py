@@ -107,6 +107,7 @@ def test_latin_hypercube_puts_one_point_in_each_stratum():
         assert sorted(strata.tolist()) == list(range(50))
 
 
+@pytest.mark.slow
 def test_burgers_training_points(compose_cfg):
     cfg = compose_cfg(["experiment=jagtap_burgers"])
     task = BurgersTask(cfg.dataset, cfg.task, torch.device("cpu"))

@@ -29,6 +29,7 @@ METRIC_KEYS = {
 }
 
 
+@pytest.mark.slow
 def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     result = run_cli([], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -61,6 +62,7 @@ def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     assert "step/s" not in result.stderr and "it/s" not in result.stderr
 
 
+@pytest.mark.slow
 def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
     args = ["-m", "activation=relu,neuronwise_slope", "seed=0,1", "trainer.epochs=2"]
     result = run_cli(args, cwd=tmp_path)
@@ -112,6 +114,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_unknown_group_option_lists_the_valid_ones(tmp_path):
     result = run_cli(["activation=neuronwise_slop"], cwd=tmp_path)
     assert result.returncode == 2
@@ -133,6 +136,7 @@ def test_unknown_group_option_lists_the_valid_ones(tmp_path):
         ("activation.base=swish", "activation.base"),
     ],
 )
+@pytest.mark.slow
 def test_impossible_values_fail_before_training_with_one_line(tmp_path, override, key):
     result = run_cli([override], cwd=tmp_path)
     assert result.returncode == 2
@@ -141,6 +145,7 @@ def test_impossible_values_fail_before_training_with_one_line(tmp_path, override
     assert not (tmp_path / "outputs").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_fails_clearly(tmp_path):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("")
@@ -150,6 +155,7 @@ def test_unwritable_output_folder_fails_clearly(tmp_path):
     assert "cannot be written" in line and "hydra.run.dir" in line
 
 
+@pytest.mark.slow
 def test_piecewise_activations_run_and_draw_their_curves(tmp_path):
     args = ["-m", "activation=adact,apl", "trainer.epochs=3", "trainer.figures_at=[23]"]
     result = run_cli(args, cwd=tmp_path)
@@ -166,6 +172,7 @@ def test_piecewise_activations_run_and_draw_their_curves(tmp_path):
         assert [i.step for i in events(run_dir).Images(images[0])] == [23, 69]
 
 
+@pytest.mark.slow
 def test_a_diverged_run_says_so_and_why_in_one_line(tmp_path):
     args = ["optimizer=sgd", "optimizer.lr=1e30", "trainer.log_every=1", "hydra.run.dir=run"]
     result = run_cli(args, cwd=tmp_path)
@@ -180,6 +187,7 @@ def test_a_diverged_run_says_so_and_why_in_one_line(tmp_path):
     assert read_metrics(tmp_path / "run")["error"].startswith("the training loss was")
 
 
+@pytest.mark.slow
 def test_log_lines_go_around_the_progress_bar_on_a_terminal(tmp_path):
     """On a terminal tqdm draws a bar; every log line must start a line of its own, not
     continue the bar's (the first one, "training ...", used to)."""

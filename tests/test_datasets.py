@@ -53,6 +53,7 @@ def _rows(x: torch.Tensor | np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in np.asarray(x).reshape(len(x), -1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DATASETS)
 def test_loader_returns_the_pixels_and_labels_written(
     name, tmp_path, compose_cfg, restore_torchvision_tables
@@ -78,6 +79,7 @@ def test_loader_returns_the_pixels_and_labels_written(
         assert np.array_equal(getattr(data, split).y.numpy(), y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DATASETS)
 def test_train_val_test_never_overlap(name, tmp_path, compose_cfg, restore_torchvision_tables):
     write(name, tmp_path)
@@ -107,6 +109,7 @@ def test_semeion_defaults_to_the_papers_1000_593_split(
     assert (len(data.train), len(data.test)) == (1000, 593)
 
 
+@pytest.mark.slow
 def test_every_dataset_trains_end_to_end_through_the_cli(tmp_path):
     from dataset_fixtures import write_semeion
 
@@ -144,6 +147,7 @@ def test_every_dataset_trains_end_to_end_through_the_cli(tmp_path):
         assert metrics["steps"] == 2 * -(-train_sizes[name] // 8)  # how many samples were read
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DATASETS)
 def test_missing_files_with_download_off_say_where_and_what(name, tmp_path, compose_cfg):
     cfg = compose_cfg(_overrides(name, tmp_path))
@@ -157,6 +161,7 @@ def test_missing_files_with_download_off_say_where_and_what(name, tmp_path, comp
     assert list(tmp_path.iterdir()) == []  # looked, wrote nothing
 
 
+@pytest.mark.slow
 def test_missing_dataset_through_the_cli_is_one_line_and_recorded(tmp_path):
     from conftest import run_cli
 
@@ -173,6 +178,7 @@ def test_missing_dataset_through_the_cli_is_one_line_and_recorded(tmp_path):
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["semeion", "cifar10", "mnist", "svhn"])
 def test_unreachable_network_fails_cleanly_and_leaves_nothing(
     name, tmp_path, compose_cfg, restore_torchvision_tables
@@ -190,6 +196,7 @@ def test_unreachable_network_fails_cleanly_and_leaves_nothing(
     assert list(root.rglob("*")) == []  # no half-downloaded file for the next run to trust
 
 
+@pytest.mark.slow
 def test_corrupt_cifar_batch_is_named(tmp_path, compose_cfg, restore_torchvision_tables):
     write("cifar10", tmp_path)
     point_checksums_at(checksums(tmp_path))
@@ -233,6 +240,7 @@ def test_model_dataset_pairs_are_checked_when_composed(model, dataset, compose_c
         check_config(cfg)  # semeion's 16x16 fits both
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DATASETS)
 @pytest.mark.parametrize("augmentation", ["none", "paper"])
 def test_benchmark_preset_follows_the_paper(name, augmentation, compose_cfg):

@@ -36,6 +36,7 @@ def test_auto_is_fast_on_cuda_and_plain_on_cpu(trainer, device, task, expected):
     assert resolve(trainer, device, TASKS[task].capabilities.images) == expected
 
 
+@pytest.mark.slow
 def test_channels_last_trains_like_the_plain_layout(tmp_path):
     args = ["model=vgg1", "activation=neuronwise", "activation.granularity=channel"]
     args += ["trainer.max_steps=10", "trainer.epochs=1"]

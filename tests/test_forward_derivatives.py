@@ -72,6 +72,7 @@ BURGERS = ["experiment=jagtap_burgers", "dataset.n_collocation=500", "dataset.n_
         (["activation=neuronwise", "task.derivatives=autograd"], "autograd"),
     ],
 )
+@pytest.mark.slow
 def test_auto_takes_forward_where_it_applies(overrides, mode):
     from adaptrun.tasks.burgers import resolve_derivatives
 
@@ -85,6 +86,7 @@ def test_forward_where_it_cannot_apply_is_refused_with_the_reason():
     assert info.value.key == "task.derivatives"
 
 
+@pytest.mark.slow
 def test_a_burgers_run_is_the_same_either_way_and_records_which(tmp_path):
     args = [
         *BURGERS,
@@ -101,6 +103,7 @@ def test_a_burgers_run_is_the_same_either_way_and_records_which(tmp_path):
         assert forward[key] == pytest.approx(autograd[key], rel=1e-4), key
 
 
+@pytest.mark.slow
 def test_stacked_burgers_runs_carry_derivatives_forward_under_vmap(tmp_path):
     args = [*BURGERS, "activation=layerwise_slope", "trainer.epochs=20"]
     combined = run(compose_config([*args, "seed=0", "trainer.stack=2"]), tmp_path / "stack")

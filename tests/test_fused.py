@@ -61,6 +61,7 @@ def compare(ref: nn.Module, fused: nn.Module, x: torch.Tensor, atol: float = 1e-
         torch.testing.assert_close(params[name].grad, p.grad, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize("variant", ["layerwise", "neuronwise"])
 @pytest.mark.parametrize(("x_shape", "shape", "granularity"), LAYOUTS)
@@ -72,6 +73,7 @@ def test_slope_kernels_match_the_reference(base, variant, x_shape, shape, granul
     compare(ref, fused, torch.randn(*x_shape, device=DEVICE) * 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["adact", "apl"])
 @pytest.mark.parametrize(("x_shape", "shape", "granularity"), LAYOUTS)
 @pytest.mark.parametrize("count", [3, 7])
@@ -83,6 +85,7 @@ def test_piecewise_kernels_match_the_reference(variant, x_shape, shape, granular
     compare(ref, fused, torch.randn(*x_shape, device=DEVICE) * 3)  # beyond the end hinges
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["neuronwise", "adact", "apl"])
 def test_kernels_take_non_contiguous_and_channels_last_inputs(variant):
     spec = {"variant": variant, "granularity": "channel"}
@@ -128,6 +131,7 @@ def test_auto_uses_the_reference_on_cpu_and_inside_torch_func():
     assert seen == [False]  # vmapped (stacked runs): no batching rule for the kernels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["neuronwise_slope", "adact"])
 def test_a_run_with_the_kernels_matches_a_run_with_the_reference(activation, tmp_path):
     from conftest import compose_config

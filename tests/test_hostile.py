@@ -59,6 +59,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path):
     commands = []
     for i, (args, _) in enumerate(BAD_INPUTS):
@@ -73,6 +74,7 @@ def test_every_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path):
         assert os.listdir(cwd) == [], args
 
 
+@pytest.mark.slow
 def test_a_sweep_whose_check_would_crash_is_refused_in_one_line(tmp_path):
     """A container-typed key given a scalar used to raise inside the check, and the sweep
     then ran without its lock."""
@@ -85,6 +87,7 @@ def test_a_sweep_whose_check_would_crash_is_refused_in_one_line(tmp_path):
         assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.slow
 def test_a_user_class_typo_says_where_modules_are_looked_up(tmp_path):
     (tmp_path / "my_acts.py").write_text(
         "import torch\nclass Snake(torch.nn.Module):\n"
@@ -97,6 +100,7 @@ def test_a_user_class_typo_says_where_modules_are_looked_up(tmp_path):
     assert set(os.listdir(tmp_path)) <= {"__pycache__", "my_acts.py"}  # no run folder
 
 
+@pytest.mark.slow
 def test_an_error_text_with_newlines_is_printed_on_one_line(tmp_path):
     (tmp_path / "bad_acts.py").write_text(
         "import torch\nclass Broken(torch.nn.Module):\n"
@@ -116,6 +120,7 @@ def test_an_error_text_with_newlines_is_printed_on_one_line(tmp_path):
 CONTROL_LINKS = [".adaptrun.lock", ".adaptrun.reserve", "metrics.json.tmp", ".hydra"]
 
 
+@pytest.mark.slow
 def test_a_symlinked_control_file_is_refused_and_its_target_untouched(tmp_path):
     commands = []
     for name in CONTROL_LINKS:
@@ -132,6 +137,7 @@ def test_a_symlinked_control_file_is_refused_and_its_target_untouched(tmp_path):
         assert (folder / name).is_symlink() and os.listdir(folder) == [name]
 
 
+@pytest.mark.slow
 def test_a_symlinked_outcomes_folder_deletes_nothing(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -171,6 +177,7 @@ def test_folder_names_are_capped_in_bytes_at_a_character_boundary():
 # ---- runs counted twice ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_sweep_that_would_train_a_seed_twice_is_refused(tmp_path):
     args = ["-m", "trainer.stack=2", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sw'}"]
     line = only_line(run_cli(args, cwd=tmp_path))
@@ -180,6 +187,7 @@ def test_a_sweep_that_would_train_a_seed_twice_is_refused(tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+@pytest.mark.slow
 def test_the_stacking_sweeper_refuses_trainer_stack():
     jobs = [["trainer.stack=2", "seed=0"], ["trainer.stack=2", "seed=2"]]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -215,6 +223,7 @@ def test_a_run_rechecks_for_a_finished_run_once_it_holds_the_lock(tmp_path, monk
     assert metrics["wall_seconds"] == read_metrics(folder)["wall_seconds"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["[]", "null", "{not json"])
 def test_a_damaged_metrics_json_trains_again_with_one_warning(content, tmp_path, caplog):
     folder = tmp_path / "run"
@@ -235,6 +244,7 @@ def tiny_disk(tmp_path):
         yield mount
 
 
+@pytest.mark.slow
 def test_a_disk_nearly_full_at_start_fails_in_one_line_with_its_record(tiny_disk, tmp_path):
     folder = tiny_disk / "run"
     result = run_cli([f"hydra.run.dir={folder}"], cwd=tmp_path)
@@ -249,6 +259,7 @@ def test_a_disk_nearly_full_at_start_fails_in_one_line_with_its_record(tiny_disk
 # ---- signals between the jobs of a sweep ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_between_jobs_stops_the_sweep_with_its_summary(signum, tmp_path):
     sweep = tmp_path / "sw"
@@ -273,6 +284,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_parallel_sweep_stops_its_workers(tmp_path):
     sweep = tmp_path / "sw"
     args = [
@@ -320,6 +332,7 @@ def _copy(sweep: Path, tmp_path: Path) -> Path:
     return tmp_path / "sw"
 
 
+@pytest.mark.slow
 def test_the_report_names_damaged_files_and_shows_every_recorded_run(small_sweep, tmp_path):
     from adaptrun.report.cli import report
     from adaptrun.sweep.jobs import record_outcome

@@ -36,6 +36,7 @@ MODELS = {
     VARIANTS,
     ids=lambda s: f"{getattr(s, 'variant', 'fixed')}-{getattr(s, 'granularity', '')}",
 )
+@pytest.mark.slow
 def test_trains_a_few_steps(model_name, shape_name, spec):
     torch.manual_seed(0)
     shape = SHAPES[shape_name]
@@ -61,6 +62,7 @@ def test_trains_a_few_steps(model_name, shape_name, spec):
     VARIANTS[1:],
     ids=lambda s: f"{getattr(s, 'variant', 'fixed')}-{getattr(s, 'granularity', '')}",
 )
+@pytest.mark.slow
 def test_adaptive_network_at_init_equals_its_fixed_twin(model_name, spec):
     shape = SHAPES["cifar_svhn"]
     torch.manual_seed(3)

@@ -83,6 +83,7 @@ def test_adact_step_lowers_the_error():
     assert _error(model, x, targets) < before
 
 
+@pytest.mark.slow
 def test_molf_and_adam_from_the_cli(tmp_path):
     result = run_cli(["-m", "optimizer=adam,molf", "activation=adact"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -105,6 +106,7 @@ def test_molf_and_adam_from_the_cli(tmp_path):
         (["optimizer=molf", "optimizer.l2=0"], "optimizer.l2"),
     ],
 )
+@pytest.mark.slow
 def test_molf_refuses_what_it_cannot_train(compose_cfg, overrides, key):
     with pytest.raises(ConfigError) as info:
         check_config(compose_cfg(overrides))
@@ -150,6 +152,7 @@ def test_cross_entropy_molf_and_adact_steps_lower_the_cross_entropy(variant):
     assert after_molf < before and ce() <= after_molf * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_newton_owo_run(compose_cfg, tmp_path):
     from adaptrun.runner.run import run
 

@@ -8,9 +8,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_config_tree_and_runs_from_it(tmp_path):
     subprocess.run(
         [

@@ -51,6 +51,7 @@ SMALL_BURGERS = [
         ),
     ],
 )
+@pytest.mark.slow
 def test_presets_run_from_the_cli(tmp_path, args, figure, extra_scalars, compiled):
     result = run_cli(args, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -77,6 +78,7 @@ def _losses(run_dir) -> list[float]:
     return [e.value for e in events(run_dir).Scalars("train/loss")]
 
 
+@pytest.mark.slow
 def test_compiled_burgers_step_matches_eager(compose_cfg, tmp_path):
     base = [
         *SMALL_BURGERS,
@@ -111,6 +113,7 @@ def test_compiled_burgers_step_matches_eager(compose_cfg, tmp_path):
         (["dataset=digits"], "cpu", False),
     ],
 )
+@pytest.mark.slow
 def test_compile_auto_compiles_only_where_the_benchmark_shows_a_gain(
     compose_cfg, overrides, device, expected
 ):
@@ -121,6 +124,7 @@ def test_compile_auto_compiles_only_where_the_benchmark_shows_a_gain(
     assert resolve_compile(cfg.trainer.compile, task, torch.device(device), functional) is expected
 
 
+@pytest.mark.slow
 def test_lbfgs_phase_continues_the_run(compose_cfg, tmp_path):
     # fixed tanh: with slope recovery L-BFGS may trade MSE for a smaller S(a), as it should
     base = [
@@ -150,6 +154,7 @@ def test_lbfgs_phase_continues_the_run(compose_cfg, tmp_path):
         (["experiment=jagtap_burgers", "+targets.test_acc=[0.9]"], "targets.test_acc"),
     ],
 )
+@pytest.mark.slow
 def test_mismatched_tasks_are_refused(compose_cfg, overrides, key):
     with pytest.raises(ConfigError) as info:
         check_config(compose_cfg(overrides))
@@ -166,6 +171,7 @@ def test_a_preset_refuses_a_model_without_its_keys_at_compose_time(compose_cfg):
     assert "model.hidden_layers" in str(info.value.__cause__ or info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["jagtap_burgers", "jagtap_discontinuous"])
 def test_presets_give_every_slope_variant_tanh_and_n_10_and_leave_other_families_alone(
     compose_cfg, preset

@@ -68,6 +68,7 @@ def snake(module: str, *extra: str) -> list[str]:
     return ["activation=custom", f"activation._target_={module}.Snake", *extra]
 
 
+@pytest.mark.slow
 def test_a_users_activation_runs_from_the_cli_with_slopes_penalty_and_curves(user_module):
     args = [*snake(user_module, "+activation.alpha=0.5"), "trainer.epochs=2", "hydra.run.dir=run"]
     result = run_cli(args, cwd=Path.cwd())
@@ -98,6 +99,7 @@ def test_a_users_activation_follows_the_protocol_in_process(user_module, tmp_pat
     assert exempt[0]["params"][0] is model[1].alpha  # named by no_weight_decay(), not offset
 
 
+@pytest.mark.slow
 def test_a_users_activation_stacks_unless_it_says_it_cannot(user_module, tmp_path):
     combined = run(
         compose_config([*snake(user_module), "trainer.epochs=1", "trainer.stack=2"]), tmp_path
@@ -120,6 +122,7 @@ def test_a_users_activation_stacks_unless_it_says_it_cannot(user_module, tmp_pat
         ("torch.nn.Tanh", ["+activation.foo=1"], r"torch\.nn\.Tanh cannot take \['foo'\]"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_target_names_the_target_and_the_reason(user_module, target, extra, reason):
     given = target.format(m=user_module)
     with pytest.raises(ConfigError) as info:
@@ -128,6 +131,7 @@ def test_a_bad_target_names_the_target_and_the_reason(user_module, target, extra
     assert re.search(reason.format(m=user_module), str(info.value))
 
 
+@pytest.mark.slow
 def test_a_missing_module_is_one_line_exit_2_and_nothing_written(tmp_path):
     args = ["activation=custom", "activation._target_=no_such_module.Snake", "hydra.run.dir=run"]
     result = run_cli(args, cwd=tmp_path)
@@ -173,6 +177,7 @@ def test_the_runner_asks_capabilities_never_names():
     assert found == []
 
 
+@pytest.mark.slow
 def test_a_users_own_option_sweeps_beside_the_papers_families(user_module):
     folder = Path("my_conf/activation")
     folder.mkdir(parents=True)

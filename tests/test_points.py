@@ -6,6 +6,7 @@ DeepXDE-matching loss options compute what they say."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ def burgers(*overrides: str) -> tuple[BurgersTask, object]:
     return TASKS["burgers"].build(cfg, CPU), cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", SAMPLINGS)
 def test_every_sampling_gives_the_documented_points_in_the_domain(method):
     task, _ = burgers(f"dataset.sampling={method}")
@@ -74,6 +76,7 @@ def _model(cfg) -> nn.Module:
     return build_model(cfg.model, (2,), 1, ActivationFactory(cfg.activation))
 
 
+@pytest.mark.slow
 def test_a_seed_redraws_the_points_the_same_way_for_every_column():
     tanh, tanh_cfg = burgers("activation=tanh", "seed=3")
     slopes, slopes_cfg = burgers("activation=layerwise", "seed=3")
@@ -142,6 +145,7 @@ class Quadratic(nn.Module):
         return (self.a * xt[:, :1] ** 2 + self.b * xt[:, 1:]).float()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("at_data", [False, True])
 @pytest.mark.parametrize("means", ["joint", "separate"])
 def test_the_deepxde_options_compute_the_loss_by_hand(at_data, means):
@@ -210,3 +214,31 @@ def test_a_split_seed_must_be_null_or_a_count():
 
     with pytest.raises(ConfigError, match=r"dataset\.split_seed.*null.*>= 0"):
         check_config(compose_config(["dataset=digits", "dataset.split_seed=-1"]))
+
+
+def _peer():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "deepxde_peer.py"
+    spec = importlib.util.spec_from_file_location("deepxde_peer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports neither DeepXDE nor torch at the top
+    return module
+
+
+@pytest.mark.parametrize(
+    ("activation", "name"),
+    [("tanh", "tanh"), ("global", "LAAF-10 tanh"), ("layerwise", "LAAF-10 tanh")],
+)
+@pytest.mark.slow
+def test_the_deepxde_peer_names_what_deepxde_has(activation, name):
+    cfg = compose_config(["experiment=jagtap_burgers", f"activation={activation}"])
+    assert _peer().activation_name(cfg.activation) == name
+
+
+@pytest.mark.parametrize("activation", ["neuronwise", "global_slope"])
+def test_the_deepxde_peer_refuses_what_deepxde_lacks(activation):
+    cfg = compose_config(["experiment=jagtap_burgers", f"activation={activation}"])
+    with pytest.raises(SystemExit, match="DeepXDE's PyTorch backend has no"):
+        _peer().activation_name(cfg.activation)
+    assert _peer().seeds_of("0-4") == [0, 1, 2, 3, 4] and _peer().seeds_of("2,5") == [2, 5]

@@ -29,6 +29,7 @@ def test_it_starts_close_to_leaky_relu_and_has_no_poles():
     assert numerator.shape == (6,) and denominator.shape == (4,)  # one set per layer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fit", ["tanh", "sigmoid", "gelu"])
 def test_it_can_start_from_other_functions(fit):
     act = ActivationFactory(RationalConfig(fit=fit))((3,))
@@ -100,6 +101,7 @@ MODELS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_it_trains_in_every_model(name):
     torch.manual_seed(0)
@@ -118,6 +120,7 @@ def test_it_trains_in_every_model(name):
 QUICK = ["activation=rational", "trainer.epochs=2"]
 
 
+@pytest.mark.slow
 def test_adaptrun_activation_rational_runs_and_draws_its_curves(tmp_path):
     metrics = run(compose_config(QUICK), tmp_path)
     assert metrics["status"] == "completed"
@@ -129,6 +132,7 @@ def test_adaptrun_activation_rational_runs_and_draws_its_curves(tmp_path):
     assert {"figures/activation/net.2", "figures/activation/net.4"} <= set(images)
 
 
+@pytest.mark.slow
 def test_stacked_rational_runs_match_separate_runs(tmp_path):
     combined = run(compose_config([*QUICK, "seed=3", "trainer.stack=2"]), tmp_path / "job")
     assert combined["status"] == "completed"

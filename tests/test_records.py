@@ -25,6 +25,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_run_refused_for_another_configs_finished_run_leaves_the_folder_as_it_was(tmp_path):
     first = compose_config(["trainer.epochs=1"])
     run(first, tmp_path / "run", hydra_files={"config.yaml": OmegaConf.to_yaml(first)})
@@ -58,6 +59,7 @@ def test_a_run_refused_for_another_configs_checkpoint_writes_nothing(tmp_path):
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow
 def test_a_second_process_in_a_folder_stops_with_one_line_and_the_first_goes_on(tmp_path):
     args = ["trainer.epochs=2000", "hydra.run.dir=run"]  # minutes: still running at the end
     first = start_cli(args, tmp_path)
@@ -89,6 +91,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_line(tmp_path, caplo
     assert (folder / LOCK).read_text() == ""  # released
 
 
+@pytest.mark.slow
 def test_a_sweep_into_a_folder_another_sweep_holds_is_refused(tmp_path):
     sweep = tmp_path / "sweep"
     with folder_lock(sweep, "sweep"):
@@ -108,6 +111,7 @@ def full_disk(tmp_path):
         yield mount
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_in_metrics_json_with_one_line_and_no_stray_files(full_disk, tmp_path):
     result = run_cli(["trainer.epochs=40", f"hydra.run.dir={full_disk / 'run'}"], cwd=tmp_path)
     assert result.returncode == 1
@@ -121,6 +125,7 @@ def test_a_full_disk_ends_in_metrics_json_with_one_line_and_no_stray_files(full_
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_a_sweep_on_a_full_disk_records_every_job_and_writes_its_summary(full_disk, tmp_path):
     sweep = full_disk / "sweep"
     args = ["-m", "seed=0,1,2", "trainer.epochs=40", f"hydra.sweep.dir={sweep}"]

@@ -61,6 +61,7 @@ def stopped(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return folder, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_a_stop_signal_checkpoints_and_exits_cleanly(stopped):
     folder, proc = stopped
     assert proc.returncode == 128 + signal.SIGINT, proc.stderr
@@ -74,6 +75,7 @@ def test_a_stop_signal_checkpoints_and_exits_cleanly(stopped):
     assert set(state) >= {"model", "optimizer", "schedule", "rng", "tracker", "position"}
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(
     stopped, reference, tmp_path, caplog
 ):
@@ -92,6 +94,7 @@ def test_resumed_run_ends_with_the_metrics_of_an_uninterrupted_run(
     assert steps == sorted(set(steps)) == [s for s, _ in loss_points(reference)]
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_reported_and_the_run_starts_over(
     stopped, reference, tmp_path, caplog
 ):
@@ -152,6 +155,7 @@ def _crafted(state: dict, how: str) -> None:
         "initial_learning_rate",
     ],
 )
+@pytest.mark.slow
 def test_a_checkpoint_that_does_not_apply_is_set_aside_and_the_run_starts_over(
     how, stopped, reference, tmp_path, caplog
 ):
@@ -231,6 +235,7 @@ def stop_at(monkeypatch, at: int) -> None:
     ],
     ids=["sgd-cosine-slopes", "adam-step-adact", "vgg-bn-augment"],
 )
+@pytest.mark.slow
 def test_exact_resume_mid_epoch(args, tmp_path, monkeypatch, clear_stop):
     args = [*args, "trainer.epochs=3", "trainer.batch_size=128"]  # 12 steps per epoch
     reference = run(compose_config(args), tmp_path / "reference")
@@ -244,6 +249,7 @@ def test_exact_resume_mid_epoch(args, tmp_path, monkeypatch, clear_stop):
     assert loss_points(tmp_path / "run") == loss_points(tmp_path / "reference")
 
 
+@pytest.mark.slow
 def test_a_run_stopped_in_its_lbfgs_phase_redoes_that_phase_from_its_checkpoint(
     tmp_path, monkeypatch, clear_stop
 ):

@@ -24,6 +24,7 @@ def _numbers(metrics: dict) -> dict:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation", ["neuronwise_slope", "global_slope"])
 def test_same_seed_gives_identical_metrics(compose_cfg, tmp_path, activation):
     cfg = compose_cfg([*QUICK, f"activation={activation}", "seed=7"])
@@ -35,6 +36,7 @@ def test_same_seed_gives_identical_metrics(compose_cfg, tmp_path, activation):
     assert other["final_train_loss"] != first["final_train_loss"]
 
 
+@pytest.mark.slow
 def test_vgg2_with_layerwise_slope_recovery_trains(compose_cfg, tmp_path):
     cfg = compose_cfg(["model=vgg2", "activation=layerwise_slope", "trainer.epochs=3"])
     metrics = run(cfg, tmp_path)
@@ -105,12 +107,14 @@ def test_slope_recovery_term_is_logged_and_slopes_move(compose_cfg, tmp_path):
         (["experiment=jagtap_burgers", "task.weight_data=inf"], "task.weight_data"),
     ],
 )
+@pytest.mark.slow
 def test_config_check_names_the_bad_key(compose_cfg, overrides, key):
     with pytest.raises(ConfigError) as info:
         check_config(compose_cfg(overrides))
     assert info.value.key == key
 
 
+@pytest.mark.slow
 def test_every_shipped_option_passes_the_config_check(compose_cfg):
     from adaptrun.config.options import config_dir
     from adaptrun.data import DATASETS

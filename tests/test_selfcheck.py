@@ -96,6 +96,7 @@ HOWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "spec", "name"), CASES)
 @pytest.mark.parametrize("how", list(HOWS))
 def test_a_failing_configuration_falls_back_to_the_reference(
@@ -167,6 +168,7 @@ def test_a_run_whose_explicit_kernel_fails_is_recorded_failed(monkeypatch, tmp_p
     assert metrics["status"] == "failed" and "failed its self-check" in metrics["error"]
 
 
+@pytest.mark.slow
 def test_doctor_checks_every_kernel_configuration_and_fails_on_a_broken_one(monkeypatch, capsys):
     from adaptrun.tools import doctor
 
@@ -183,6 +185,7 @@ def test_doctor_checks_every_kernel_configuration_and_fails_on_a_broken_one(monk
     assert "| apl channels_last bfloat16 | FAILED: input gradient differs" in broken
 
 
+@pytest.mark.slow
 def test_doctor_on_a_cpu_skips_the_kernels_and_prints_the_ratios_beside_targets(
     monkeypatch, capsys
 ):

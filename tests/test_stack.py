@@ -46,6 +46,7 @@ def assert_same_run(stacked: dict, separate: dict) -> None:
         assert stacked[key] == pytest.approx(separate[key], rel=1e-3, abs=tolerance), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_stacked_run_matches_a_separate_run_of_its_seed(case, tmp_path):
     args = CASES[case]
@@ -71,6 +72,7 @@ def test_each_stacked_run_matches_a_separate_run_of_its_seed(case, tmp_path):
     assert first["final_train_loss"] != second["final_train_loss"]
 
 
+@pytest.mark.slow
 def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path, monkeypatch):
     """A stack stopped by a signal resumes to exactly the metrics of an unstopped stack;
     a finished stack is skipped."""
@@ -97,6 +99,7 @@ def test_stacked_runs_resume_and_skip_like_single_runs(tmp_path, monkeypatch):
     assert again["skipped"] and again["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_report_shows_stacked_runs_as_runs(tmp_path):
     from omegaconf import OmegaConf
 
@@ -124,6 +127,7 @@ def test_report_shows_stacked_runs_as_runs(tmp_path):
         ("trainer.compile=true", "compiles stacks whose task's loss runs under torch.func"),
     ],
 )
+@pytest.mark.slow
 def test_what_stacking_cannot_reproduce_is_refused(override, reason):
     args = ["trainer.stack=4", override]
     if "lbfgs" in override:
@@ -137,6 +141,7 @@ def test_what_stacking_cannot_reproduce_is_refused(override, reason):
     assert reason in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_compiled_stack_takes_the_eager_stacks_steps(tmp_path):
     """trainer.compile=true on a stack: vmap over torch.func's grad, compiled; each run's
     numbers as the eager stack's (the backward of the summed losses), to float rounding."""
@@ -256,6 +261,7 @@ class PickyTanh(nn.Module):
 '''
 
 
+@pytest.mark.slow
 def test_a_stack_with_a_run_that_failed_alone_says_so_and_exits_1(tmp_path):
     (tmp_path / "picky_act.py").write_text(PICKY)
     args = [

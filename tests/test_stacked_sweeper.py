@@ -55,6 +55,7 @@ def test_plan_stacks_what_differs_only_in_stackable_keys():
     assert run_folder(jobs[4], 4, []) == "activation.n=5,activation=tanh,optimizer.lr=0.1,seed=1"
 
 
+@pytest.mark.slow
 def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "hydra/sweeper=stacked", *GRID, f"hydra.sweep.dir={sweep}"]
@@ -82,6 +83,7 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
     # (a rerun skips finished runs: the stacked job's run() does, tested in-process below)
 
 
+@pytest.mark.slow
 def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_path, monkeypatch):
     from test_resume import stop_at
 
@@ -108,6 +110,7 @@ def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_pa
         assert metrics["hparams"]["activation.n"] == (1.0, 5.0)[num]
 
 
+@pytest.mark.slow
 def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, monkeypatch):
     """Two injected failures of a run's own: n = 10 indexes past a table in the stacked
     step (vmap raises for the whole batch); n = 5's evaluation raises at step 20. Both fail
@@ -187,6 +190,7 @@ def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, 
         assert mine["status"] == "failed" and ".item()" in mine["error"]
 
 
+@pytest.mark.slow
 def test_runs_that_cannot_stack_run_one_after_another_in_their_job(tmp_path):
     sweep = tmp_path / "sweep"
     grid = ["experiment=jagtap_discontinuous", "trainer.lbfgs_steps=2", "seed=0,1"]
@@ -200,6 +204,7 @@ def test_runs_that_cannot_stack_run_one_after_another_in_their_job(tmp_path):
         assert metrics["status"] == "completed" and metrics["steps"] == 5 + 2
 
 
+@pytest.mark.slow
 def test_a_bad_max_stack_is_one_line_and_nothing_written(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "hydra/sweeper=stacked", "hydra.sweeper.max_stack=0", "seed=0,1"]

@@ -53,6 +53,7 @@ def failing_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return cwd / "sw", run_cli(args, cwd), args
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(failing_sweep):
     sweep, result, _ = failing_sweep
     assert result.returncode == 1, result.stderr  # some run failed
@@ -79,6 +80,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(failing_sweep):
     assert len(re.findall(r"^\| \d+ \| failed \|", summary, re.MULTILINE)) == 4
 
 
+@pytest.mark.slow
 def test_rerunning_a_sweep_skips_finished_runs(failing_sweep, tmp_path):
     sweep, _, args = failing_sweep
     digits = sorted(sweep.glob("*dataset=digits,*"))
@@ -94,6 +96,7 @@ def test_rerunning_a_sweep_skips_finished_runs(failing_sweep, tmp_path):
     assert "sweep of 8 runs: 4 failed, 4 skipped" in result.stderr
 
 
+@pytest.mark.slow
 def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep):
     sweep, _, _ = failing_sweep
     result = subprocess.run(
@@ -183,6 +186,7 @@ def test_report_refuses_a_metric_no_run_has(failing_sweep, capsys):
     assert "no run has metric 'final_test_accuracy'; valid: " in err and "final_test_acc," in err
 
 
+@pytest.mark.slow
 def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
     sweep = tmp_path / "sw"
     result = run_cli(
@@ -199,6 +203,7 @@ def test_impossible_combinations_are_refused_before_anything_trains(tmp_path):
     assert not sweep.exists()
 
 
+@pytest.mark.slow
 def test_the_sweep_check_derives_stackable_values_as_composing_each_job_would():
     from omegaconf import OmegaConf
 
@@ -251,6 +256,7 @@ def reference(tmp_path_factory) -> dict:
     return comparable(run(compose_config([*ARGS, "seed=1"]), folder))
 
 
+@pytest.mark.slow
 def test_a_stopped_sweep_resumes_when_run_again(reference, tmp_path):
     """SIGTERM stops the sweep at a step boundary; the rest is not started; the rerun
     resumes the stopped run to the metrics of an uninterrupted one."""
@@ -290,6 +296,7 @@ def _task_pid(folder_name: str) -> int | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the job's process through /proc")
 def test_submitit_requeues_a_preempted_job_which_resumes_from_its_checkpoint(reference, tmp_path):
     """Real submitit subprocesses: the preemption signal makes the run checkpoint and

@@ -28,6 +28,7 @@ ADACT = AdActConfig()
 @pytest.mark.parametrize(
     ("constructor", "sites"), [(torchvision.models.resnet18, 17), (torchvision.models.vgg11, 10)]
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [NEURONWISE, ADACT], ids=["neuronwise", "adact"])
 def test_every_call_site_gets_its_own_module_and_outputs_are_unchanged(constructor, sites, spec):
     torch.manual_seed(0)
@@ -116,6 +117,7 @@ def test_freezing_and_backbone_learning_rate(compose_cfg):
     }
 
 
+@pytest.mark.slow
 def test_transfer_run_on_grey_small_images(compose_cfg, tmp_path):
     cfg = compose_cfg(
         [
