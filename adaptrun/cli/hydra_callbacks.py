@@ -61,7 +61,7 @@ class FailFast(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
         self._check_folder(Path(str(config.hydra.run.dir)), "hydra.run.dir")
-        job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        job = OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
         try:
             check_config(job)
         except Exception as exc:  # a bad interpolation, or a check that met what it cannot read
@@ -84,18 +84,19 @@ class FailFast(Callback):
             return
         params = config.hydra.sweeper.get("params") or {}
         try:
-            self.jobs = sweep.expand(list(config.hydra.overrides.task), params)
+            jobs = sweep.expand(list(config.hydra.overrides.task), params)
+            self.jobs = jobs
         except HydraException as exc:
             fail(str(exc).strip().replace("\n", "; "))
         search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
         name = str(kwargs.get("config_name") or "config")
         stacked = target.endswith(".StackedSweeper")
-        problems, configs = sweep.preflight(name, self.jobs, search, stacked)
+        problems, configs = sweep.preflight(name, jobs, search, stacked)
         if problems:
-            print(f"adaptrun: error: {sweep.refusal(problems, len(self.jobs))}", file=sys.stderr)
+            print(f"adaptrun: error: {sweep.refusal(problems, len(jobs))}", file=sys.stderr)
             sys.exit(2)
         self._take(sweep_dir)
-        sweep.write_hparams_domain(sweep_dir, self.jobs, configs)
+        sweep.write_hparams_domain(sweep_dir, jobs, configs)
 
     def _take(self, sweep_dir: Path) -> None:
         """Lock the sweep folder (one sweep at a time), forget the outcomes of an earlier

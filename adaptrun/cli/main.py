@@ -94,7 +94,7 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
 def hydra_files(cfg: DictConfig) -> dict[str, str]:
     """What Hydra writes into a run's ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml);
     adaptrun writes them itself once the run may use its folder (hydra.output_subdir)."""
-    hydra_cfg = HydraConfig.instance().cfg
+    hydra_cfg: Any = HydraConfig.instance().cfg  # set: this runs inside a Hydra job
     return {
         "config.yaml": OmegaConf.to_yaml(cfg),
         "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),

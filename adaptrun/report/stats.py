@@ -17,12 +17,12 @@ LEVEL = 0.95
 
 def interval(values: Sequence[float]) -> tuple[float, float]:
     """The Student-t confidence interval of the mean; NaN for fewer than two values."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
         return math.nan, math.nan
-    if np.ptp(values) == 0:  # no spread: scipy would return NaN for a zero scale
-        return float(values[0]), float(values[0])
-    low, high = stats.t.interval(LEVEL, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    if np.ptp(array) == 0:  # no spread: scipy would return NaN for a zero scale
+        return float(array[0]), float(array[0])
+    low, high = stats.t.interval(LEVEL, len(array) - 1, loc=array.mean(), scale=stats.sem(array))
     return float(low), float(high)
 
 

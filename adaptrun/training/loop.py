@@ -76,7 +76,7 @@ class Loop:
         return min(total, self.max_steps) if self.max_steps else total
 
     def eval_due(self, step: int) -> bool:
-        return bool(self.eval_every) and step % self.eval_every == 0
+        return self.eval_every is not None and self.eval_every > 0 and step % self.eval_every == 0
 
 
 def train(
@@ -181,7 +181,8 @@ def lbfgs(
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        total = sum(objective())
+        loss, penalty = objective()
+        total = loss + penalty
         total.backward()
         return total
 
