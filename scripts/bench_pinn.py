@@ -34,8 +34,8 @@ from adaptrun.runner.allocator import keep_freed_memory
 from adaptrun.runner.run import resolve_device
 from adaptrun.tasks.burgers import BurgersTask
 from adaptrun.training.optim import build_optimizer
-from adaptrun.training.stacked import StackedStep, StackedTask, stack_models
-from adaptrun.training.steps import compiled_functional_step, eager_step
+from adaptrun.training.stacked import StackedTask, stack_models
+from adaptrun.training.steps import FunctionalStep
 
 
 def _sync(device: torch.device) -> None:
@@ -76,7 +76,7 @@ def _stacked_rate(
         models.append(build_model(cfg.model, task.input_shape, 1, _factory(cfg)).to(device))
     stacked = stack_models(models)
     tasks = StackedTask([task] * runs, models)
-    step = StackedStep(stacked, models[0], tasks, functional=True, compiled=compiled)
+    step = FunctionalStep(stacked, task, runs, models[0], functional=True, compiled=compiled)
     batch = next(iter(tasks.train_batches(0)))
     return runs * _rate(step, stacked, batch, steps, device)
 
@@ -95,7 +95,7 @@ def _agreement(cfg: Any, steps: int, device: torch.device) -> None:
         task.batch = tuple(t.double() for t in task.batch)
         task.xt_test, task.u_test = task.xt_test.double(), task.u_test.double()
         model = copy.deepcopy(start)
-        step = eager_step(model, task)
+        step = FunctionalStep(model, task)
         optimizer = build_optimizer(model, cfg.optimizer)
         began = time.perf_counter()
         errors[mode] = []
@@ -159,9 +159,12 @@ def main() -> None:
     batch = next(iter(autograd.train_batches(0)))
 
     paths = {
-        "autograd eager": (eager_step(model, autograd), model),
-        "forward eager": (eager_step(twins[0], forward), twins[0]),
-        "forward compiled": (compiled_functional_step(twins[1], forward), twins[1]),
+        "autograd eager": (FunctionalStep(model, autograd), model),
+        "forward eager": (FunctionalStep(twins[0], forward), twins[0]),
+        "forward compiled": (
+            FunctionalStep(twins[1], forward, functional=True, compiled=True),
+            twins[1],
+        ),
     }
     first = {name: _first_call(step, batch, device) for name, (step, _) in paths.items()}
     grads_match = all(

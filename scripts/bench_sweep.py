@@ -32,8 +32,8 @@ from adaptrun.runner.allocator import keep_freed_memory
 from adaptrun.runner.run import seed_everything
 from adaptrun.runner.threads import resolve_threads
 from adaptrun.training.optim import build_optimizer
-from adaptrun.training.stacked import StackedStep, StackedTask, stack_models
-from adaptrun.training.steps import eager_step
+from adaptrun.training.stacked import StackedTask, stack_models
+from adaptrun.training.steps import FunctionalStep
 
 ACTIVATIONS = ["tanh", "global_slope", "layerwise_slope", "neuronwise_slope"]
 
@@ -83,11 +83,11 @@ def step_seconds(
     functional = checked.task.capabilities.functional_loss
     stack_task = StackedTask(tasks, models)
     batch, stacked_batch = next(tasks[0].train_batches(0)), next(stack_task.train_batches(0))
-    paths = {"one": (eager_step(models[0], tasks[0]), models[0], batch)}
+    paths = {"one": (FunctionalStep(models[0], tasks[0]), models[0], batch)}
     for name, compile_it in [("stacked", False), ("stacked compiled", True)][: 1 + compiled]:
         stacked = stack_models(models)
-        step = StackedStep(
-            stacked, models[0], stack_task, functional=functional, compiled=compile_it
+        step = FunctionalStep(
+            stacked, tasks[0], len(models), models[0], functional=functional, compiled=compile_it
         )
         paths[name] = (step, stacked, stacked_batch)
     optimizers = {name: build_optimizer(m, cfg.optimizer) for name, (_, m, _) in paths.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 if not torch.cuda.is_available():
     # The fused-kernel tests run Triton's interpreter on CPU tensors. Triton reads this
@@ -164,3 +166,82 @@ def activation_config(variant: str = "fixed", **fields: Any) -> Any:
     if variant in ("global", "layerwise", "neuronwise"):
         return SlopeConfig(variant=variant, **fields)
     return {"fixed": FixedConfig, "adact": AdActConfig, "apl": APLConfig}[variant](**fields)
+
+
+# helpers several test modules share (one place, not imported across test files)
+
+TIMING = {"wall_seconds", "seconds_per_step"}
+
+
+def comparable(metrics: dict) -> dict:
+    """metrics.json without wall-clock figures (seconds to each target included)."""
+    out = {k: v for k, v in metrics.items() if k not in TIMING}
+    out["convergence"] = {
+        name: {t: None if p is None else {**p, "seconds": None} for t, p in targets.items()}
+        for name, targets in metrics["convergence"].items()
+    }
+    return out
+
+
+def stop_at(monkeypatch, at: int) -> None:
+    """Deliver SIGUSR1 to this process while the run (or a stack of runs) logs step ``at``."""
+    from adaptrun.records.track import Tracker
+    from adaptrun.training.stacked import StackedTracker
+
+    for records in (Tracker, StackedTracker):
+
+        def train_step(self, step, *rest, _original=records.train_step, **kw):
+            if step == at:
+                signal.raise_signal(signal.SIGUSR1)
+            return _original(self, step, *rest, **kw)
+
+        monkeypatch.setattr(records, "train_step", train_step)
+
+
+EXACT = ("status", "steps", "epochs", "params", "config_hash", "hparams", "error")
+
+
+def assert_same_run(stacked: dict, separate: dict) -> None:
+    """Equal up to float rounding: a batched matmul sums in another order."""
+    for key in EXACT:
+        assert stacked[key] == separate[key], key
+    numbers = [k for k in separate if k.startswith(("final_", "best_")) or k.startswith("auc")]
+    assert numbers
+    for key in numbers:
+        tolerance = 2 / 360 if key.endswith("acc") else 1e-3  # one test image either way
+        assert stacked[key] == pytest.approx(separate[key], rel=1e-3, abs=tolerance), key
+
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+BASES = ["relu", "leaky_relu", "tanh", "sigmoid", "sin", "gelu", "silu", "prelu"]
+
+
+def twins(spec: dict, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """The same activation module twice, impl=torch and impl=triton, equal parameters."""
+    from adaptrun.activations import ActivationFactory
+
+    torch.manual_seed(0)
+    ref = ActivationFactory(activation_config(**spec, impl="torch"))(shape)
+    fused = ActivationFactory(activation_config(**spec, impl="triton"))(shape)
+    with torch.no_grad():
+        for p in ref.parameters():  # away from the initial values: slopes != 1, bent hinges
+            p.add_(torch.randn_like(p) * 0.3)
+        fused.load_state_dict(ref.state_dict())
+    return ref.to(DEVICE), fused.to(DEVICE)
+
+
+def compare(ref: nn.Module, fused: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> None:
+    """Outputs, input gradient and every parameter gradient agree."""
+    x_ref = x.detach().clone().requires_grad_()
+    x_fused = x.detach().clone().requires_grad_()
+    y_ref, y_fused = ref(x_ref), fused(x_fused)
+    assert y_fused.shape == y_ref.shape
+    torch.testing.assert_close(y_fused, y_ref, atol=atol, rtol=1e-4)
+    grad = torch.randn_like(y_ref)
+    y_ref.backward(grad)
+    y_fused.backward(grad)
+    torch.testing.assert_close(x_fused.grad, x_ref.grad, atol=atol, rtol=1e-4)
+    params = dict(fused.named_parameters())
+    assert params, "an adaptive activation has parameters"
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(params[name].grad, p.grad, atol=1e-4, rtol=1e-3)

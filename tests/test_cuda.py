@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import compose_config, read_metrics
-from test_fused import BASES, compare, twins
-from test_stack import assert_same_run
+from conftest import BASES, assert_same_run, compare, compose_config, read_metrics, twins
 
 from adaptrun.activations import selfcheck
 from adaptrun.activations.fused import triton_available

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import activation_config
-from torch import nn
+from conftest import BASES, DEVICE, compare, twins
 
 from adaptrun.activations import APL, ActivationFactory, AdAct, SlopeConfig
 from adaptrun.activations.fused import triton_available, use_triton
@@ -20,7 +19,6 @@ from adaptrun.activations.slope import SlopeActivation
 pytestmark = pytest.mark.skipif(
     not triton_available(), reason="Triton is not installed (CPU-only PyTorch build)"
 )
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 # (input shape, factory shape, granularity): dense layers, conv channel / element, odd sizes
 LAYOUTS = [
@@ -29,36 +27,6 @@ LAYOUTS = [
     ((3, 5, 7, 9), (5, 7, 9), "element"),
     ((2, 33, 3, 3), (33, 3, 3), "channel"),
 ]
-BASES = ["relu", "leaky_relu", "tanh", "sigmoid", "sin", "gelu", "silu", "prelu"]
-
-
-def twins(spec: dict, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """The same activation module twice, impl=torch and impl=triton, equal parameters."""
-    torch.manual_seed(0)
-    ref = ActivationFactory(activation_config(**spec, impl="torch"))(shape)
-    fused = ActivationFactory(activation_config(**spec, impl="triton"))(shape)
-    with torch.no_grad():
-        for p in ref.parameters():  # away from the initial values: slopes != 1, bent hinges
-            p.add_(torch.randn_like(p) * 0.3)
-        fused.load_state_dict(ref.state_dict())
-    return ref.to(DEVICE), fused.to(DEVICE)
-
-
-def compare(ref: nn.Module, fused: nn.Module, x: torch.Tensor, atol: float = 1e-5) -> None:
-    """Outputs, input gradient and every parameter gradient agree."""
-    x_ref = x.detach().clone().requires_grad_()
-    x_fused = x.detach().clone().requires_grad_()
-    y_ref, y_fused = ref(x_ref), fused(x_fused)
-    assert y_fused.shape == y_ref.shape
-    torch.testing.assert_close(y_fused, y_ref, atol=atol, rtol=1e-4)
-    grad = torch.randn_like(y_ref)
-    y_ref.backward(grad)
-    y_fused.backward(grad)
-    torch.testing.assert_close(x_fused.grad, x_ref.grad, atol=atol, rtol=1e-4)
-    params = dict(fused.named_parameters())
-    assert params, "an adaptive activation has parameters"
-    for name, p in ref.named_parameters():
-        torch.testing.assert_close(params[name].grad, p.grad, atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.slow

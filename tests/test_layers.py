@@ -66,3 +66,20 @@ def test_the_top_level_holds_at_most_six_modules_and_every_package_a_summary():
     for layer in LAYERS:
         doc = ast.get_docstring(ast.parse((PACKAGE / layer / "__init__.py").read_text()))
         assert doc and "." in doc, f"adaptrun/{layer}: a docstring that says what it holds"
+
+
+def test_test_modules_share_helpers_only_through_conftest():
+    """Shared helpers live in tests/conftest.py (and the fixture writers beside it): a test
+    module imported by another runs its module-level code twice and ties the two."""
+    crossing = []
+    for path in sorted((PACKAGE.parent / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            crossing += [
+                f"{path.name}:{node.lineno} imports {n}" for n in names if n.startswith("test_")
+            ]
+    assert not crossing, "\n".join(crossing)

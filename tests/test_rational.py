@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import compose_config, events, read_metrics
-from test_stack import assert_same_run
+from conftest import assert_same_run, compose_config, events, read_metrics
 
 from adaptrun.activations import ActivationFactory, SpecError
 from adaptrun.activations.rational import Rational, RationalConfig

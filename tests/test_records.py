@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, read_metrics, run_cli, small_disk, start_cli, wait_for
+from conftest import compose_config, read_metrics, run_cli, small_disk, start_cli, stop_at, wait_for
 from omegaconf import OmegaConf
 
 from adaptrun.core.errors import UserError
@@ -41,7 +41,6 @@ def test_a_run_refused_for_another_configs_finished_run_leaves_the_folder_as_it_
 
 
 def test_a_run_refused_for_another_configs_checkpoint_writes_nothing(tmp_path):
-    from test_resume import stop_at
 
     folder = tmp_path / "run"
     with pytest.MonkeyPatch.context() as patch:

@@ -11,28 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, events, read_metrics, start_cli, wait_for
+from conftest import comparable, compose_config, events, read_metrics, start_cli, stop_at, wait_for
 from tbparse import SummaryReader
 
 from adaptrun.core.errors import UserError
 from adaptrun.core.interrupt import STOP
 from adaptrun.records.checkpoint import FILENAME, Position, load
-from adaptrun.records.track import Tracker
 from adaptrun.runner.run import run
 
 ARGS = ["trainer.epochs=25", "seed=3"]  # 575 steps: long enough to stop mid-way
 OVERRIDES = dict(a.split("=") for a in ARGS)
-TIMING = {"wall_seconds", "seconds_per_step"}
-
-
-def comparable(metrics: dict) -> dict:
-    """metrics.json without wall-clock figures (seconds to each target included)."""
-    out = {k: v for k, v in metrics.items() if k not in TIMING}
-    out["convergence"] = {
-        name: {t: None if p is None else {**p, "seconds": None} for t, p in targets.items()}
-        for name, targets in metrics["convergence"].items()
-    }
-    return out
 
 
 def loss_points(run_dir: Path) -> list[tuple[int, float]]:
@@ -203,20 +191,6 @@ def test_checkpoints_every_n_steps_record_where_the_loop_stood(tmp_path, monkeyp
 def clear_stop():
     yield
     STOP.signum = None  # a stop is sticky within a process (a sweep starts no more runs)
-
-
-def stop_at(monkeypatch, at: int) -> None:
-    """Deliver SIGUSR1 to this process while the run (or a stack of runs) logs step ``at``."""
-    from adaptrun.training.stacked import StackedTracker
-
-    for records in (Tracker, StackedTracker):
-
-        def train_step(self, step, *rest, _original=records.train_step, **kw):
-            if step == at:
-                signal.raise_signal(signal.SIGUSR1)
-            return _original(self, step, *rest, **kw)
-
-        monkeypatch.setattr(records, "train_step", train_step)
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,8 @@ stackable keys trained as one stacked job, each run recorded as its unstacked tw
 from __future__ import annotations
 
 import pytest
-from conftest import compose_config, events, read_metrics, run_cli
+from conftest import assert_same_run, compose_config, events, read_metrics, run_cli, stop_at
 from omegaconf import OmegaConf
-from test_stack import assert_same_run
 
 from adaptrun.config.plan import plan, run_folder
 from adaptrun.core.interrupt import STOP
@@ -85,7 +84,6 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
 
 @pytest.mark.slow
 def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_path, monkeypatch):
-    from test_resume import stop_at
 
     combo_args = ["activation=neuronwise_slope", "activation.n=1,5", "trainer.epochs=3"]
     jobs = combos(combo_args)
@@ -117,7 +115,6 @@ def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, 
     with their own error at their own step, through a stop and resume; the n = 1 runs end
     as their unstacked twins."""
     import torch
-    from test_resume import stop_at
 
     from adaptrun.activations.slope import SlopeActivation
     from adaptrun.tasks.function import FunctionTask

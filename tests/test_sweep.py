@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import comparable as without_timing
 from conftest import compose_config, read_metrics, run_cli, start_cli, wait_for
 from hydra import compose, initialize_config_dir
-from test_resume import comparable as without_timing
 
 from adaptrun.config.options import config_dir
 from adaptrun.records.checkpoint import FILENAME
@@ -245,7 +245,7 @@ ARGS = ["trainer.epochs=40"]  # 920 steps: long enough to stop mid-way (submitit
 
 
 def comparable(metrics: dict) -> dict:
-    """test_resume's comparison, less hparams (a sweep's carry its overrides)."""
+    """without_timing: test_resume's comparison, less hparams (a sweep's carry its overrides)."""
     return {k: v for k, v in without_timing(metrics).items() if k != "hparams"}
 
 

@@ -104,6 +104,10 @@ class ActivationFamily:
     check: Callable[[Any], None] = _no_check
     capabilities: Capabilities | Callable[[Any], Capabilities] = Capabilities()
     doc: str = ""  # one line for the docs' table
+    # settings its modules carry per run (as buffers), so runs that differ only in them
+    # stack (hydra/sweeper=stacked); each with what must still be equal within a stack
+    # (its value -> a class; runs stack only within one), or None
+    per_run: Mapping[str, Callable[[str], str] | None] = dataclasses.field(default_factory=dict)
 
     def capabilities_of(self, config: Any) -> Capabilities:
         caps = self.capabilities

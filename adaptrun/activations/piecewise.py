@@ -42,7 +42,7 @@ def _per_unit(x: torch.Tensor, table: torch.Tensor, units: tuple[int, ...]) -> t
 
 def unit_curves(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(points, units): every unit of a per-unit activation evaluated on the same x."""
-    units = module.units
+    units: tuple[int, ...] = getattr(module, "units")  # noqa: B009 (any per-unit module)
     return module(x.view(-1, *[1] * len(units)).expand(-1, *units)).reshape(len(x), -1)
 
 
@@ -54,6 +54,8 @@ class AdAct(nn.Module):
     continues with the end segments' slopes. Initialised from ReLU or leaky ReLU, it equals
     that function everywhere, provided 0 is one of the hinges.
     """
+
+    positions: torch.Tensor  # a buffer: the fixed hinges
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -65,16 +65,17 @@ class SlopeActivation(nn.Module):
         self.register_buffer("recovery", torch.tensor(self.recovery_weight), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.base_name is None:  # a base the kernels have no twin of
+        name = self.base_name
+        if name is None:  # a base the kernels have no twin of
             return self.reference(x)
-        weight = self.base.weight if self.base_name == "prelu" else None
+        weight = cast(torch.Tensor, self.base.weight) if name == "prelu" else None
         neg = getattr(self.base, "negative_slope", 0.01)
 
         def fused(t: torch.Tensor) -> torch.Tensor:
-            return fused_slope(t, self.a, self.n, self.base_name, neg, weight)
+            return fused_slope(t, self.a, self.n, name, neg, weight)
 
-        params = [self.a] if weight is None else [self.a, weight]
-        kernel, units = f"slope[{self.base_name}]", tuple(self.a.shape)
+        params: list[torch.Tensor] = [self.a] if weight is None else [self.a, weight]
+        kernel, units = f"slope[{name}]", tuple(self.a.shape)
         return serve(kernel, self.impl, fused, self.reference, x, units, params)
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,7 @@ class SlopeActivation(nn.Module):
         if inner is None:
             return None
 
-        def slope_derivatives(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def slope_derivatives(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             s = self.scale * self.a
             f, d1, d2 = inner(s * z)
             return f, s * d1, s * s * d2
@@ -184,6 +185,13 @@ def _build(config: SlopeConfig, shape: tuple[int, ...], shared: dict[str, Any]) 
     )
 
 
+def _recovery_class(value: str) -> str:
+    try:
+        return "recovery" if float(value) > 0 else "none"
+    except ValueError:
+        return "?" + value  # not a number: the check will refuse it; keep it alone
+
+
 def _init_slope(shape: tuple[int, ...], n: float) -> nn.Parameter:
     return nn.Parameter(torch.full(shape, 1.0 / n))
 
@@ -196,5 +204,8 @@ FAMILIES.register(
         check=_check,
         capabilities=lambda c: Capabilities(fused_kernel=True, second_derivatives=c.base in SMOOTH),
         doc="Jagtap's trainable slopes: base(n * a * x), global, layer-wise or neuron-wise",
+        # n and the recovery weight ride along as buffers; a zero weight means no recovery
+        # term at all, so those runs stack among themselves
+        per_run={"n": None, "slope_recovery": _recovery_class},
     )
 )

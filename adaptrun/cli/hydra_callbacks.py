@@ -51,6 +51,22 @@ def check_writable(folder: Path) -> str | None:
     return None
 
 
+def _sweeper_capabilities(target: str) -> tuple[bool, bool]:
+    """(grid, stacks) of the configured sweeper's class: a grid sweeper (Hydra's basic one
+    and its subclasses) lists every job before the first starts, so the sweep can be
+    checked up front; one that declares ``stacks_runs`` groups them into stacked jobs.
+    Optuna, Ax and the like choose their jobs as they go."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(target)
+    except Exception:  # a sweeper Hydra itself will report it cannot load
+        return False, False
+    grid = isinstance(cls, type) and issubclass(cls, BasicSweeper)
+    return grid, grid and bool(getattr(cls, "stacks_runs", False))
+
+
 class FailFast(Callback):
     """Refuse an unwritable output folder or an impossible config with one line, exit 2;
     at the end of a sweep, summarise what became of each run."""
@@ -73,12 +89,12 @@ class FailFast(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self._check_folder(sweep_dir, "hydra.sweep.dir")
         # the basic sweeper's jobs, or the stacked sweeper's runs (the same combinations)
-        target = str(config.hydra.sweeper.get("_target_", ""))
-        if target.endswith(".StackedSweeper"):
+        grid, stacked = _sweeper_capabilities(str(config.hydra.sweeper.get("_target_", "")))
+        if stacked:
             stack = config.hydra.sweeper.get("max_stack")
             if not isinstance(stack, int) or isinstance(stack, bool) or stack < 1:
                 fail(f"hydra.sweeper.max_stack: must be an integer >= 1 (got {stack!r})")
-        if not target.endswith((".BasicSweeper", ".StackedSweeper")):
+        if not grid:
             self.jobs = None  # Optuna, Ax...: the sweeper picks jobs as it goes
             self._take(sweep_dir)
             return
@@ -90,7 +106,6 @@ class FailFast(Callback):
             fail(str(exc).strip().replace("\n", "; "))
         search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
         name = str(kwargs.get("config_name") or "config")
-        stacked = target.endswith(".StackedSweeper")
         problems, configs = sweep.preflight(name, jobs, search, stacked)
         if problems:
             print(f"adaptrun: error: {sweep.refusal(problems, len(jobs))}", file=sys.stderr)

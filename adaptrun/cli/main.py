@@ -139,17 +139,16 @@ def _stacked_sweep_job(
     own number and folder; runs that cannot be stacked (the model, activation or optimizer
     says so) train one after another instead, each as an unstacked job would."""
     from adaptrun.config.check import check_config
-    from adaptrun.config.plan import PLAN_KEY, runs_of
-    from adaptrun.runner.run import stacked_runs
+    from adaptrun.config.plan import PLAN_KEY, run_configs, swept_runs
 
-    planned = runs_of(cfg)
+    planned = swept_runs(cfg)
     common = {k: v for k, v in overrides.items() if k.lstrip("+") != PLAN_KEY}
     try:
         check_config(cfg)
     except UserError as exc:  # every run passed the sweep's check alone: they run alone
         log.info("these runs cannot be stacked (%s); they run one after another", exc)
         outcomes = {}
-        for (num, folder, own), one in zip(planned, stacked_runs(cfg), strict=True):
+        for (num, folder, own), one in zip(planned, run_configs(cfg), strict=True):
             mine = {**common, **dict(o.split("=", 1) for o in own)}
             lines = [f"{k}={v}" for k, v in mine.items()]
             files = {
@@ -203,13 +202,15 @@ def _run_recorded(
     return metrics
 
 
-def _record(sweep_dir: Path, num: int, run_dir: Path, *outcome: str | None) -> None:
+def _record(
+    sweep_dir: Path, num: int, run_dir: Path, outcome: str, error: str | None, given: str
+) -> None:
     """The job's outcome for the summary; a job that cannot record it says so and the
     summary counts it as missing."""
     from adaptrun.sweep.jobs import record_outcome
 
     try:
-        record_outcome(sweep_dir, num, run_dir, *outcome)
+        record_outcome(sweep_dir, num, run_dir, outcome, error, given)
     except OSError as exc:
         print(f"adaptrun: the outcome of {run_dir} could not be recorded: {exc}", file=sys.stderr)
 

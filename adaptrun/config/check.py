@@ -201,11 +201,16 @@ def check_stack(
         stack = len(planned)
     if stack == 1:
         return
+    always = [e.name for e in MODELS.values() if not callable(e.capabilities)]
+    always = [name for name in always if MODELS[name].capabilities_of({}).stackable]
+    settings = [e.name for e in MODELS.values() if callable(e.capabilities)]
     require(
         model.stackable,
         "trainer.stack",
-        f"stacks mlp, mlp1, vgg and lenet without dropout (no BatchNorm, no dropout); "
-        f"got model={cfg['model']['name']}",
+        f"model={cfg['model']['name']} cannot be stacked as configured (BatchNorm statistics "
+        f"or dropout masks would differ from separate runs'); stackable: {', '.join(always)}"
+        f"{', and ' + ', '.join(settings) + ' as some settings allow' if settings else ''}; "
+        "use trainer.stack=1",
     )
     require(
         activation.stackable,

@@ -3,29 +3,28 @@
 Combinations that differ only in stackable keys become one job that trains them as one
 stacked model (adaptrun.training.stacked); every run still gets the folder, config, metrics.json,
 events and hparams the basic sweeper would give it. What may differ within a stack:
-
-- ``seed``: each run's initialisation and batch order;
-- ``activation.n``: a slope activation's scale, carried per run as a buffer;
-- ``activation.slope_recovery``: its weight, per run, among nonzero values (zero means
-  no recovery term at all: those runs stack among themselves).
-
-Everything else changes the model, data or optimizer and splits the stack. The job
+``seed`` (each run's initialisation, data draw and batch order) and the activation settings
+a family declares ``per_run`` (the slope family's ``n`` and ``slope_recovery``, the latter
+among nonzero values). Everything else changes the model, data or optimizer and splits the
+stack. The job
 carries its runs in one override, ``+adaptrun_stack=[[num, folder, overrides...], ...]``.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
+from adaptrun.activations import FAMILIES
 from adaptrun.config.resolvers import folder_name
 
-STACKABLE = ("seed", "activation.n", "activation.slope_recovery")
 PLAN_KEY = "adaptrun_stack"
+PLANNING = (PLAN_KEY, "trainer.stack")  # keys that say how runs are grouped, not what runs
 
 
 def key_of(override: str) -> str:
@@ -60,25 +59,30 @@ def _quote(value: Any) -> str:
     return "'" + str(value).replace("'", "\\'") + "'"  # Hydra's quoted string
 
 
-def _stack_class(override: str) -> str:
-    """What must be equal within a stack besides the common overrides: whether a
-    slope-recovery term exists (its weight is zero or not)."""
-    if key_of(override) != "activation.slope_recovery":
-        return ""
-    try:
-        return "recovery" if float(override.split("=", 1)[1]) > 0 else "none"
-    except ValueError:
-        return "?" + override  # not a number: the check will refuse it; keep it alone
+def stackable() -> dict[str, Callable[[str], str] | None]:
+    """The keys that may differ within a stack: the seed, and every family's per-run
+    settings, each with what must still be equal within one (see ActivationFamily)."""
+    keys: dict[str, Callable[[str], str] | None] = {"seed": None}
+    for family in FAMILIES.values():
+        keys.update({f"activation.{key}": kind for key, kind in family.per_run.items()})
+    return keys
+
+
+def _stack_class(override: str, keys: Mapping[str, Callable[[str], str] | None]) -> str:
+    """What must be equal within a stack besides the common overrides (a family's say)."""
+    kind = keys.get(key_of(override))
+    return "" if kind is None else f"{key_of(override)}:{kind(override.split('=', 1)[1])}"
 
 
 def plan(combos: Sequence[Sequence[str]], max_stack: int) -> list[StackedJob]:
     """Group the combinations (the basic sweeper's jobs, in its order) into stacks of at
     most ``max_stack`` runs that differ only in stackable keys."""
     groups: dict[tuple[str, ...], StackedJob] = {}
+    keys = stackable()
     for num, combo in enumerate(combos):
-        common = [o for o in combo if key_of(o) not in STACKABLE]
-        own = [o for o in combo if key_of(o) in STACKABLE]
-        group = (*common, *(c for o in own if (c := _stack_class(o))))
+        common = [o for o in combo if key_of(o) not in keys]
+        own = [o for o in combo if key_of(o) in keys]
+        group = (*common, *(c for o in own if (c := _stack_class(o, keys))))
         groups.setdefault(group, StackedJob(common, [], [])).nums.append(num)
         groups[group].own.append(own)
     jobs = []
@@ -105,6 +109,44 @@ def run_folder(combo: Sequence[str], num: int, exclude: Sequence[str]) -> str:
     return folder_name(",".join(lines), str(num))
 
 
-def runs_of(cfg: Any) -> list[tuple[int, str, list[str]]]:
-    """A stacked job's runs from its config: (number, folder, own overrides) each."""
-    return [(int(run[0]), str(run[1]), [str(o) for o in run[2:]]) for run in cfg[PLAN_KEY]]
+class PlannedRun(NamedTuple):
+    """One run of a job: its number in a stacked sweep (None outside one: the job's own
+    runs), its folder (a swept run's beside the job, in the sweep's folder; a seed's of
+    trainer.stack within the job's; "" the job's own) and its own overrides."""
+
+    num: int | None
+    folder: str
+    own: list[str]
+
+
+def runs_of(cfg: Any) -> list[PlannedRun]:
+    """A job's runs, as one plan: itself; with trainer.stack = R the seeds seed ..
+    seed+R-1; for a job of the stacked sweeper, the combinations it carries."""
+    if cfg.get(PLAN_KEY) is not None:
+        return [PlannedRun(*run) for run in swept_runs(cfg)]
+    seeds = range(cfg.seed, cfg.seed + int(cfg.trainer.stack))
+    if len(seeds) == 1:
+        return [PlannedRun(None, "", [])]
+    return [PlannedRun(None, f"seed={k}", [f"seed={k}"]) for k in seeds]
+
+
+def swept_runs(cfg: Any) -> list[tuple[int, str, list[str]]]:
+    """A stacked sweeper's job's runs: (number, folder in the sweep's, own overrides)."""
+    return [(int(r[0]), str(r[1]), [str(o) for o in r[2:]]) for r in cfg[PLAN_KEY]]
+
+
+def run_configs(cfg: Any) -> list[Any]:
+    """The configs of a job's runs (``runs_of``), each as a separate run of it has it."""
+    return [planned_config(cfg, run.own) for run in runs_of(cfg)]
+
+
+def planned_config(cfg: Any, own: Sequence[str]) -> Any:
+    """The job's config without its plan, with one run's own overrides applied (the job's
+    own config, itself, when it is its only run)."""
+    if not own and cfg.get(PLAN_KEY) is None:
+        return cfg
+    one = copy.deepcopy(cfg)
+    with open_dict(one):
+        one.pop(PLAN_KEY, None)
+    one.trainer.stack = 1
+    return with_values(one, own)

@@ -82,6 +82,7 @@ class Transfer(nn.Module):
         self.head = head  # the new classifier's path in net
         self.in_channels = in_channels
         self.input_size = input_size
+        self.backbone_lr_mult = 1.0  # the optimizer's rate multiplier for the backbone
 
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 1:

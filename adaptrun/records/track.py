@@ -111,9 +111,22 @@ class Tracker:
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
         """Add one step's loss; every ``log_every`` steps, what the closed window held."""
-        self.step, self.lr = step, lr
+        self.at(step, lr)
         self.window.add(loss, penalty)
         return self.close_window() if step % self.window.every == 0 else None
+
+    def at(self, step: int, lr: float) -> None:
+        """The loop has taken this step at this rate; a run that ended keeps the step it
+        ended at (within a stack, whose other runs go on)."""
+        if self.alive:
+            self.step, self.lr = step, lr
+
+    def outcome(self, status: str) -> str:
+        """The run's status when the loop ends with ``status``: one that diverged or failed
+        on its own says so, whatever the others in its stack did."""
+        if self.alive:
+            return status
+        return "failed" if self.failed else "diverged"
 
     def close_window(self) -> Logged | None:
         """Read back the open window and record it where it is finite."""
@@ -214,6 +227,9 @@ class Tracker:
             "last_eval_step": self.last_eval_step,
             "last_figure_step": self.last_figure_step,
             "lr": self.lr,
+            "alive": self.alive,
+            "failed": self.failed,
+            "why": self.why,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -223,6 +239,9 @@ class Tracker:
         self.last_eval_step = state["last_eval_step"]
         self.last_figure_step = state["last_figure_step"]
         self.lr = state["lr"]
+        self.alive = state.get("alive", True)  # older checkpoints: saved while alive
+        self.failed = state.get("failed", False)
+        self.why = state.get("why")
         self.progress.update(self.step)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import json
 import logging
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from adaptrun.activations import ActivationFactory, selfcheck
 from adaptrun.activations.plots import activation_curves, has_curves
@@ -33,7 +32,7 @@ from adaptrun.core.schemas import plain
 from adaptrun.models import build_model
 from adaptrun.records import checkpoint
 from adaptrun.records.board import Board
-from adaptrun.records.checkpoint import config_hash, fingerprint, flat_config
+from adaptrun.records.checkpoint import config_hash, flat_config
 from adaptrun.records.events import truncate_events
 from adaptrun.records.history import History
 from adaptrun.records.hparams import run_hparams
@@ -46,7 +45,7 @@ from adaptrun.tasks import Task
 from adaptrun.training import fastpaths
 from adaptrun.training.loop import Loop, train
 from adaptrun.training.optim import build_optimizer, build_schedule
-from adaptrun.training.stacked import StackedStep, StackedTask, StackedTracker, stack_models
+from adaptrun.training.stacked import isolating, stack_size, together
 from adaptrun.training.steps import build_step, resolve_compile
 
 log = logging.getLogger(__name__)
@@ -112,63 +111,25 @@ class RunSpec:
     num: int | None = None  # ... and its number in the sweep
 
 
-def stacked_runs(cfg: DictConfig) -> list[DictConfig]:
-    """The configs of a job's runs: itself; with trainer.stack = R one per seed
-    seed .. seed+R-1; for a job of the stacked sweeper, one per combination it carries.
-    Each as a separate run of it has its config."""
-    if cfg.get(stacking.PLAN_KEY) is not None:
-        return [_planned(cfg, own) for _, _, own in stacking.runs_of(cfg)]
-    stack = int(cfg.trainer.stack)
-    if stack == 1:
-        return [cfg]
-    runs = []
-    for seed in range(cfg.seed, cfg.seed + stack):
-        one = copy.deepcopy(cfg)
-        one.seed, one.trainer.stack = seed, 1
-        runs.append(one)
-    return runs
-
-
-def _planned(cfg: DictConfig, own: list[str]) -> DictConfig:
-    """The job's config without the plan, with one run's own overrides applied."""
-    one = copy.deepcopy(cfg)
-    with open_dict(one):
-        del one[stacking.PLAN_KEY]
-    return stacking.with_values(one, own)
-
-
-def run_specs(
-    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], config: Mapping[str, Any]
-) -> list[RunSpec]:
-    """The job's runs: itself (``config`` is its flat config), or with trainer.stack = R
-    the seeds seed .. seed+R-1, each in ``<run_dir>/seed=<k>`` with the config, hash and
-    hparams a separate run of that seed has."""
-    runs = stacked_runs(cfg)
-    if cfg.get(stacking.PLAN_KEY) is not None:  # the stacked sweeper's: folders beside it
-        common = {k: v for k, v in overrides.items() if k.lstrip("+") != stacking.PLAN_KEY}
-        return [
+def run_specs(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any]) -> list[RunSpec]:
+    """The job's runs (its plan: itself, trainer.stack's seeds or a stacked sweeper's
+    combinations), each with the config, folder, hash and hparams a separate run of it has."""
+    common = {k: v for k, v in overrides.items() if stacking.key_of(k) not in stacking.PLANNING}
+    specs = []
+    for run, one in zip(stacking.runs_of(cfg), stacking.run_configs(cfg), strict=True):
+        swept = run.num is not None  # beside the job, with the overrides its twin job has
+        lines = [*(f"{k}={v}" for k, v in common.items()), *run.own]
+        specs.append(
             RunSpec(
                 one,
-                run_dir.parent / folder,
-                run_hparams(one, [*common, *(stacking.key_of(o) for o in own)]),
+                (run_dir.parent if swept else run_dir) / run.folder,
+                run_hparams(one, [*common, *(stacking.key_of(o) for o in run.own)]),
                 config_hash(one),
-                [*(f"{k}={v}" for k, v in common.items()), *own],
-                num,
+                lines if swept else None,
+                run.num,
             )
-            for one, (num, folder, own) in zip(runs, stacking.runs_of(cfg), strict=True)
-        ]
-    if len(runs) == 1:
-        return [RunSpec(cfg, run_dir, run_hparams(cfg, overrides), fingerprint(config))]
-    given = [k for k in overrides if k != "trainer.stack"]
-    return [
-        RunSpec(
-            one,
-            run_dir / f"seed={one.seed}",
-            run_hparams(one, given),
-            config_hash(one),
         )
-        for one in runs
-    ]
+    return specs
 
 
 def run(
@@ -195,7 +156,7 @@ def run(
     checked = check_config(cfg)
     run_dir = Path(run_dir)
     config = flat_config(plain(cfg))
-    specs = run_specs(cfg, run_dir, overrides or {}, config)
+    specs = run_specs(cfg, run_dir, overrides or {})
     for folder in {run_dir, *(spec.run_dir for spec in specs)}:
         check_name_lengths(folder)
         check_control_files(folder)
@@ -223,8 +184,9 @@ def run(
 
 def _skipped(specs: list[RunSpec]) -> dict[str, Any] | None:
     """The metrics of a job all of whose runs already ended here for good, else None."""
-    finished = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
-    if not all(m is not None for m in finished):
+    found = [finished_run(spec.run_dir, spec.config_hash) for spec in specs]
+    finished = [m for m in found if m is not None]
+    if len(finished) < len(found):
         return None
     for spec, metrics in zip(specs, finished, strict=True):
         log.info("%s already %s: skipped", spec.run_dir, metrics["status"])
@@ -298,7 +260,8 @@ def _train(
     caps = checked.task.capabilities
     try:
         device = resolve_device(cfg.trainer.device)
-        tasks, models = [], []
+        tasks: list[Task] = []
+        models: list[torch.nn.Module] = []
         for spec in specs:
             seed_everything(spec.cfg.seed)
             # each run's own factory (its own shared slope; its n, its recovery weight)
@@ -311,15 +274,10 @@ def _train(
             shape, outputs = task.input_shape, task.num_outputs
             tasks.append(task)
             models.append(build_model(cfg.model, shape, outputs, factory).to(device))
-        stacked = len(specs) > 1
         fast = fastpaths.resolve(cfg.trainer, device, caps.images)
         models = [fastpaths.apply(fast, m, t, device) for m, t in zip(models, tasks, strict=True)]
-        model = stack_models(models) if stacked else models[0]
-        task = StackedTask(tasks, models) if stacked else tasks[0]
         loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
-        total = loop.total_steps(task.steps_per_epoch)
-        optimizer = build_optimizer(model, cfg.optimizer)
-        schedule = build_schedule(optimizer, cfg.optimizer, task.steps_per_epoch, total)
+        total = loop.total_steps(tasks[0].steps_per_epoch)
         trackers = [
             _tracker(
                 cfg,
@@ -334,7 +292,9 @@ def _train(
             )
             for r, spec in enumerate(specs)
         ]
-        tracker = StackedTracker(trackers) if stacked else trackers[0]
+        model, trained, tracker = together(models, tasks, trackers)
+        optimizer = build_optimizer(model, cfg.optimizer)
+        schedule = build_schedule(optimizer, cfg.optimizer, trained.steps_per_epoch, total)
     except Exception as exc:
         _record_failure(exc, specs)
         raise
@@ -351,28 +311,33 @@ def _train(
     selfcheck.begin_run()
     try:
         with trackers[0].progress.logging():  # log lines go around the bar, not through it
-            plan = checkpoint.Plan(total, task.steps_per_epoch, loop.epochs)
+            plan = checkpoint.Plan(total, trained.steps_per_epoch, loop.epochs)
             start = saver.apply(resumed, plan) if resumed else checkpoint.Position()
             if start.step:
                 log.info("resuming from %s at step %d", saver.path, start.step)
-            runs = f"{len(specs)} stacked runs" if stacked else cfg.model.name
+            runs = f"{len(specs)} stacked runs" if len(specs) > 1 else cfg.model.name
             log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
             functional = caps.functional_loss
-            compiled = resolve_compile(cfg.trainer.compile, task, device, functional)
+            compiled = resolve_compile(cfg.trainer.compile, tasks[0], device, functional)
             log.info(
                 "step: %s (trainer.compile=%s)",
                 "compiled" if compiled else "eager",
                 cfg.trainer.compile,
             )
-            if stacked:
-                step_fn = StackedStep(
-                    model, models[0], task, optimizer, tracker, loop.precision, functional, compiled
-                )
-            else:
-                step_fn = build_step(
-                    model, task, compiled, loop.precision, cfg.optimizer, functional
-                )
-            status = train(model, task, step_fn, optimizer, schedule, tracker, loop, saver, start)
+            step_fn = build_step(
+                model,
+                tasks[0],
+                compiled,
+                loop.precision,
+                cfg.optimizer,
+                functional,
+                runs=stack_size(models),
+                template=models[0],
+            )
+            step_fn = isolating(step_fn, optimizer, tracker)
+            status = train(
+                model, trained, step_fn, optimizer, schedule, tracker, loop, saver, start
+            )
     except Exception as exc:
         _log_failure(exc)
         _record_impl(trackers)
@@ -385,11 +350,8 @@ def _train(
     _record_impl(trackers)
     metrics = _combined(
         [
-            one.finish(
-                tracker.status_of(r, status) if stacked else status,
-                extra=_meta(spec, tasks[r], compiled, optimizer),
-            )
-            for r, (spec, one) in enumerate(zip(specs, trackers, strict=True))
+            one.finish(one.outcome(status), extra=_meta(spec, task, compiled, optimizer))
+            for spec, one, task in zip(specs, trackers, tasks, strict=True)
         ]
     )
     if status == "interrupted":

@@ -145,13 +145,13 @@ def _repeated_runs(
     """Jobs that would train a run (a config and seed) that an earlier job trains too, as
     ``trainer.stack=2 seed=0,1`` does (seeds 0, 1 and 1, 2): counted twice, a report's
     interval would be too narrow."""
+    from adaptrun.config.plan import run_configs
     from adaptrun.records.checkpoint import config_hash
-    from adaptrun.runner.run import stacked_runs
 
     first: dict[str, tuple[int, int]] = {}
     problems = {}
     for num, cfg in sorted(configs.items()):
-        for one in stacked_runs(cfg):
+        for one in run_configs(cfg):
             key = config_hash(one)
             if key not in first:
                 first[key] = (num, one.seed)
@@ -182,15 +182,15 @@ def write_hparams_domain(
     varies, with every value it takes, and every summary metric they write."""
     from torch.utils.tensorboard import SummaryWriter
 
+    from adaptrun.config.plan import run_configs
     from adaptrun.records.board import add_summaries
-    from adaptrun.runner.run import stacked_runs
     from adaptrun.tasks import TASKS
 
     runs: list[dict[str, Any]] = [{"activation.impl_used": o} for o in IMPL_OUTCOMES]
     metrics = []
     for overrides, cfg in zip(jobs, configs, strict=True):
         keys = [o.split("=", 1)[0] for o in overrides if "=" in o]
-        runs += [run_hparams(one, keys) for one in stacked_runs(cfg)]
+        runs += [run_hparams(one, keys) for one in run_configs(cfg)]
         goals = TASKS[cfg.task.name].goals
         metrics += metric_tags(goals, plain(cfg.targets))
     writer = SummaryWriter(str(sweep_dir))

@@ -9,10 +9,12 @@ subset beside the targets. Ratios, not absolute numbers, are what compare across
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,10 +43,10 @@ from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker
 from adaptrun.tasks import ClassificationTask
 from adaptrun.training.loop import Loop, train
-from adaptrun.training.stacked import StackedStep, StackedTask, stack_models
-from adaptrun.training.steps import eager_step
+from adaptrun.training.stacked import stack_models
+from adaptrun.training.steps import FunctionalStep
 
-VARIANTS = {  # name -> (family config, its fields)
+VARIANTS: dict[str, tuple[type, dict[str, Any]]] = {  # name -> (family config, its fields)
     "relu (fixed)": (FixedConfig, {}),
     "layerwise slope": (SlopeConfig, {"variant": "layerwise"}),
     "neuronwise, per channel": (SlopeConfig, {"variant": "neuronwise", "granularity": "channel"}),
@@ -141,9 +143,8 @@ def activation_rows(args: Sizes, device: torch.device, fast: Fast) -> list[list]
                 act = ActivationFactory(kind(**fields) if fixed else kind(**fields, impl=impl))
                 model = fast.model(build_model(cfg, CIFAR, 10, act))
                 opt = torch.optim.Adam(model.parameters(), 1e-3)
-                seconds = timed(
-                    lambda m=model, o=opt: train_step(m, o, x, y, fast), device, 3, args.repeat
-                )
+                one = functools.partial(train_step, model, opt, x, y, fast)
+                seconds = timed(one, device, 3, args.repeat)
                 rate = batch / seconds
                 if fixed:
                     base_rate = {i: rate for i in impls}
@@ -192,7 +193,7 @@ def runner_rows(args: Sizes, device: torch.device, fast: Fast) -> list[list]:
             )
             saver = Checkpoints(Path(folder), {}, {"model": model, "optimizer": opt}, None, 0)
             loop = Loop(epochs=1, eval_every_epochs=0, precision="bf16" if fast.cuda else "fp32")
-            step = eager_step(model, task, loop.precision)  # the runner's own step
+            step = FunctionalStep(model, task, precision=loop.precision)  # the runner's own step
             train(model, task, step, opt, schedule, tracker, loop, saver, Position())
             board.close()
 
@@ -266,8 +267,7 @@ def stack_rows(args: Sizes, device: torch.device) -> list[list]:
 
     stacked = stack_models(models)
     stacked_opt = torch.optim.Adam(stacked.parameters(), 1e-3)
-    task = StackedTask([_CrossEntropy()], models)
-    step = StackedStep(stacked, models[0], task)
+    step = FunctionalStep(stacked, _CrossEntropy(), runs=runs, template=models[0])
 
     def together() -> None:
         stacked_opt.zero_grad(set_to_none=True)
@@ -283,9 +283,7 @@ def stack_rows(args: Sizes, device: torch.device) -> list[list]:
 
 
 class _CrossEntropy:
-    """The classification loss alone, for StackedTask."""
-
-    steps_per_epoch, goals, compiled_step_pays = 1, {}, False
+    """The classification loss alone, for the stacked step."""
 
     def loss(self, model: nn.Module, batch: tuple, functional: bool = False) -> torch.Tensor:
         return F.cross_entropy(model(batch[0]), batch[1])

@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 import torch
 
@@ -110,7 +111,7 @@ def kernel_checks(device: torch.device) -> dict[str, str | None]:
     return dict(selfcheck.VERDICTS)
 
 
-def _explicit(config: object) -> object:
+def _explicit(config: Any) -> Any:
     """The config with impl=triton: the kernels whatever the device, failures raised."""
     return dataclasses.replace(config, impl="triton")
 

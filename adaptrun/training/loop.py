@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Protocol
 
@@ -15,16 +15,34 @@ from adaptrun.activations import model_penalty
 from adaptrun.core.interrupt import STOP
 from adaptrun.records.checkpoint import Checkpoints, Position
 from adaptrun.records.track import Logged
-from adaptrun.tasks import Task
 from adaptrun.training.steps import Step
+
+
+class Trainable(Protocol):
+    """What the loop asks of a task: a run's ``adaptrun.tasks.Task``, or a stack of runs'
+    (``adaptrun.training.stacked.StackedTask``, whose metrics come per run)."""
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    def train_batches(self, epoch: int) -> Iterator[Any]: ...
+
+    def loss(self, model: nn.Module, batch: Any, functional: bool = False) -> torch.Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> Any: ...
 
 
 class Records(Protocol):
     """What the loop tells a run's records (a Tracker, or a StackedTracker of several)."""
 
-    step: int
-    alive: bool
-    last_eval_step: int
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def last_eval_step(self) -> int: ...
 
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
@@ -37,6 +55,10 @@ class Records(Protocol):
     def evaluate(self, step: int, metrics: Any) -> None: ...
 
     def end(self, evaluate: Callable[[], Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 def diverged(records: Records, logged: Logged | None) -> bool:
@@ -81,7 +103,7 @@ class Loop:
 
 def train(
     model: nn.Module,
-    task: Task,
+    task: Trainable,
     step_fn: Step,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
@@ -98,7 +120,7 @@ def train(
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=loop.precision == "bf16")
 
-    def evaluate() -> dict[str, float]:
+    def evaluate() -> Any:
         with autocast:
             return task.evaluate(model)
 
@@ -121,7 +143,7 @@ def train(
             schedule.step()
             step += 1
             if diverged(
-                tracker, tracker.train_step(step, loss, penalty, schedule.get_last_lr()[0])
+                tracker, tracker.train_step(step, loss, penalty, float(schedule.get_last_lr()[0]))
             ):
                 return "diverged"
             if loop.eval_due(step):
@@ -153,11 +175,11 @@ def train(
 
 def lbfgs(
     model: nn.Module,
-    task: Task,
+    task: Trainable,
     tracker: Records,
     loop: Loop,
     step: int,
-    evaluate: Callable[[], dict[str, float]],
+    evaluate: Callable[[], Any],
 ) -> str:
     """Full-batch L-BFGS with a strong-Wolfe line search, one logged step per iteration.
 

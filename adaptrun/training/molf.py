@@ -13,8 +13,8 @@ Everything is torch linear algebra, so it runs on the GPU too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, overload
 
 import torch
 import torch.nn.functional as F
@@ -81,13 +81,19 @@ def _geometry(
     return (targets - probs) / p, curvature / p
 
 
+def _grad(param: torch.Tensor) -> torch.Tensor:
+    """The gradient _backward left in ``param``."""
+    if param.grad is None:
+        raise RuntimeError("MOLF: the backward pass left no gradient in a trained weight")
+    return param.grad
+
+
 def molf_step(
     model: MLP1, x: torch.Tensor, targets: torch.Tensor, tol: float = 1e-10, loss: str = "mse"
 ) -> None:
     """Per-hidden-unit learning factors along the negative gradient of the input weights."""
     _backward(model, x, targets, loss)
-    g_w = -model.hidden.weight.grad
-    g_b = -model.hidden.bias.grad
+    g_w, g_b = -_grad(model.hidden.weight), -_grad(model.hidden.bias)
     with torch.no_grad():
         flat = x.flatten(1)
         net = model.hidden(flat).requires_grad_(True)
@@ -101,8 +107,8 @@ def molf_step(
         hessian = torch.einsum("pik,pij,pjl->kl", u, curvature, u)
         gradient = torch.einsum("pi,pik->k", neg_grad, u)
         z = ols_solve(hessian.double(), gradient.double()[:, None], tol)[:, 0].to(g_w.dtype)
-        model.hidden.weight += z[:, None] * g_w
-        model.hidden.bias += z * g_b
+        model.hidden.weight.add_(z[:, None] * g_w)
+        model.hidden.bias.add_(z * g_b)
 
 
 def adact_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str = "mse") -> None:
@@ -111,7 +117,7 @@ def adact_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str = 
     if not isinstance(model.act, AdAct):
         return
     _backward(model, x, targets, loss)
-    direction = -model.act.values.grad
+    direction = -_grad(model.act.values)
     with torch.no_grad():
         flat, net, _ = model.features(x)
         along = functional_call(model.act, {"values": direction}, (net,))  # dO/dz
@@ -120,7 +126,7 @@ def adact_step(model: MLP1, x: torch.Tensor, targets: torch.Tensor, loss: str = 
         neg_grad, curvature = _geometry(model(x), targets, loss)
         h = torch.einsum("pi,pij,pj->", v, curvature, v)
         if h > 0:
-            model.act.values += (neg_grad * v).sum() / h * direction
+            model.act.values.add_((neg_grad * v).sum() / h * direction)
 
 
 def output_design(model: MLP1, x: torch.Tensor) -> torch.Tensor:
@@ -201,21 +207,31 @@ def molf_iteration(
 class Passive(torch.optim.Optimizer):
     """The optimizer slot for a trainer that sets the weights itself: step() does nothing."""
 
-    def __init__(self, params: object) -> None:
+    def __init__(self, params: Any) -> None:
         super().__init__(params, {"lr": 0.0})
 
-    def step(self, closure: object = None) -> None:
-        return None
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Nothing to update; a closure is evaluated, as Optimizer.step promises."""
+        return None if closure is None else closure()
 
 
 def molf_train_step(model: nn.Module, task: Task, cfg: Any) -> Step:
     """One MOLF + AdAct + OWO iteration on the batch (the whole training set); reports
     the task's own loss after the update."""
+    if not isinstance(model, MLP1):  # the optimizer's check refuses other models first
+        raise TypeError(f"MOLF trains a one-hidden-layer MLP1, not {type(model).__name__}")
+    mlp = model
 
     def step(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         x, labels = batch
         molf_iteration(
-            model,
+            mlp,
             x,
             labels,
             task.num_outputs,

@@ -15,16 +15,21 @@ tensors takes each run's own step; the schedule is the same for every run.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad_and_value, vmap
+from torch.func import functional_call
 
 from adaptrun.core.errors import describe_error, disk_full
 from adaptrun.records.track import Logged, LossWindow, Tracker
-from adaptrun.training.steps import Objective
+from adaptrun.tasks import Task
+from adaptrun.training.loop import Records, Trainable
+from adaptrun.training.steps import FunctionalStep, Step
+
+T = TypeVar("T")
 
 
 def stack_models(models: Sequence[nn.Module]) -> nn.Module:
@@ -67,36 +72,58 @@ def unstack_into(stacked: nn.Module, models: Sequence[nn.Module]) -> None:
 
 
 class StackedTask:
-    """The runs' tasks as one: batches stacked on a leading run dimension."""
+    """The runs' tasks as one, for the loop: batches stacked on a leading run dimension,
+    metrics per run. It follows ``adaptrun.training.loop.Trainable``."""
 
-    def __init__(self, tasks: Sequence[Any], models: Sequence[nn.Module]) -> None:
+    def __init__(self, tasks: Sequence[Task], models: Sequence[nn.Module]) -> None:
         self.tasks = list(tasks)
         self.models = list(models)  # each run's own model, synced before evaluation
-        first = self.tasks[0]
-        self.steps_per_epoch = first.steps_per_epoch
-        self.goals = first.goals
-        self.compiled_step_pays = first.compiled_step_pays
+        self.steps_per_epoch = self.tasks[0].steps_per_epoch
 
     def train_batches(self, epoch: int) -> Iterator[Any]:
         streams = [task.train_batches(epoch) for task in self.tasks]
         for batches in zip(*streams, strict=True):
             yield tuple(torch.stack(parts) for parts in zip(*batches, strict=True))
 
-    def evaluate(self, stacked: nn.Module) -> list[dict[str, float] | Exception]:
+    def loss(self, model: nn.Module, batch: Any, functional: bool = False) -> torch.Tensor:
+        """The runs' losses summed, each run's by its own task on its own slice of the
+        stacked parameters: its gradient is each run's own."""
+        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        total = torch.zeros((), device=batch[0].device)
+        for r, (task, own) in enumerate(zip(self.tasks, self.models, strict=True)):
+            mine = {f"model.{k}": v[r] for k, v in state.items()}
+            args = (tuple(part[r] for part in batch), functional)
+            total = total + functional_call(_RunLoss(own, task), mine, args)
+        return total
+
+    def evaluate(self, model: nn.Module) -> list[dict[str, float] | Exception]:
         """Each run's metrics, computed by its own task on its own model; where that raised,
         the exception instead: it fails that run alone (StackedTracker.evaluate)."""
-        unstack_into(stacked, self.models)
+        unstack_into(model, self.models)
         pairs = zip(self.tasks, self.models, strict=True)
-        return [_caught(task.evaluate, model) for task, model in pairs]
+        return [alone(functools.partial(task.evaluate, model)) for task, model in pairs]
+
+
+class _RunLoss(nn.Module):
+    """A run's task loss as a module, so functional_call can swap in its parameters."""
+
+    def __init__(self, model: nn.Module, task: Task) -> None:
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, batch: Any, functional: bool) -> torch.Tensor:
+        return self.task.loss(self.model, batch, functional=functional)
 
 
 def _out_of_room(exc: Exception) -> bool:
     return disk_full(exc) or isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 
-def _caught(evaluate: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> Any:
+def alone(call: Callable[[], T]) -> T | Exception:
+    """``call``'s result, or the exception it raised: what one run of a stack did on its
+    own. Out of memory or disk is every run's, and the sweep's: that is raised."""
     try:
-        return evaluate(model)
+        return call()
     except Exception as exc:
         if _out_of_room(exc):
             raise
@@ -111,11 +138,8 @@ class Casualties(Protocol):
     def fail(self, r: int, error: str) -> None: ...
 
 
-class StackedStep:
-    """Forward all runs at once (vmap over the stacked parameters and batches), then one
-    backward of the summed losses; returns each run's loss and penalty, shape (R,).
-    ``functional``: the task's loss takes its input derivatives through torch.func (which
-    vmap needs; plain autograd.grad cannot run under it).
+class Isolating:
+    """The stacked step, with a failing run taken out of the stack.
 
     A run whose own values make an operation raise (an index out of range, a
     factorisation of a singular matrix) raises for the whole vmapped batch. Then each run
@@ -123,54 +147,23 @@ class StackedStep:
     shadow a healthy run (its parameters, optimizer state and batch, results ignored), and
     the step is taken again, so the others go on exactly as they would have alone. An
     error no run raises alone (out of memory, an operation vmap does not support) is the
-    stack's, and raised; so is every error without ``records`` (the benchmarks).
-
-    ``compiled``: each run's gradient as vmap over torch.func's grad, the whole of it one
-    compiled function (tasks whose loss runs under torch.func); the same gradients as the
-    backward of the summed losses.
+    stack's, and raised.
     """
 
     def __init__(
-        self,
-        stacked: nn.Module,
-        template: nn.Module,
-        task: StackedTask,
-        optimizer: torch.optim.Optimizer | None = None,
-        records: Casualties | None = None,
-        precision: str = "fp32",
-        functional: bool = False,
-        compiled: bool = False,
+        self, step: FunctionalStep, optimizer: torch.optim.Optimizer, records: Casualties
     ) -> None:
-        self.stacked, self.optimizer, self.records = stacked, optimizer, records
-        self.objective = Objective(template, task.tasks[0], functional)
-        self.runs = len(task.tasks)
-        device = next(stacked.parameters()).device
-        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+        self.step, self.optimizer, self.records = step, optimizer, records
+        self.runs = int(step.runs or 1)
         self.shadow = list(range(self.runs))  # slot -> the run whose batch it takes
-        self.compiled = None
-        if compiled:
-
-            def one(params: dict, buffers: dict, batch: Any) -> tuple[torch.Tensor, tuple]:
-                total, loss, penalty = self.one_run({**params, **buffers}, batch)
-                return total, (loss, penalty)
-
-            self.compiled = torch.compile(vmap(grad_and_value(one, has_aux=True)))
-
-    def one_run(self, state: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, ...]:
-        named = {f"model.{k}": v for k, v in state.items()}
-        total, (loss, penalty) = functional_call(self.objective, named, (batch,))
-        return total, loss, penalty
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {**dict(self.stacked.named_parameters()), **dict(self.stacked.named_buffers())}
 
     def __call__(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            return self.all_runs(batch)
+            return self.step(self.shadowed(batch))
         except Exception as exc:
-            if not self.isolate(batch):
+            if not self.isolate(self.shadowed(batch)):
                 raise exc from None
-            return self.all_runs(batch)
+            return self.step(self.shadowed(batch))
 
     def shadowed(self, batch: Any) -> Any:
         """The batch with each shadowing slot given its healthy run's part."""
@@ -179,39 +172,15 @@ class StackedStep:
         index = torch.tensor(self.shadow, device=batch[0].device)
         return tuple(part.index_select(0, index) for part in batch)
 
-    def all_runs(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self.shadowed(batch)
-        if self.compiled is not None:
-            params = dict(self.stacked.named_parameters())
-            detached = {name: p.detach() for name, p in params.items()}
-            with self.autocast:
-                grads, (_, (losses, penalties)) = self.compiled(
-                    detached, dict(self.stacked.named_buffers()), batch
-                )
-            for name, param in params.items():
-                if param.requires_grad:
-                    param.grad = grads[name]
-            return losses, penalties
-        with self.autocast:
-            totals, losses, penalties = vmap(self.one_run)(self.state(), batch)
-        totals.sum().backward()
-        return losses, penalties
-
     def isolate(self, batch: Any) -> bool:
         """Try each run alone; fail and shadow those that raise. False when that cannot
         help: no run raises alone, or no living run is left to shadow."""
-        if self.records is None:
-            return False
-        batch, raised = self.shadowed(batch), {}
+        raised = {}
         for r in range(self.runs):
-            mine = {k: v[r] for k, v in self.state().items()}
-            try:
-                with self.autocast:
-                    total, _, _ = self.one_run(mine, tuple(part[r] for part in batch))
-                total.backward()
-            except Exception as exc:
-                raised[r] = exc
-        for param in self.stacked.parameters():
+            outcome = alone(functools.partial(self.step.alone, r, batch))
+            if isinstance(outcome, Exception):
+                raised[r] = outcome
+        for param in self.step.model.parameters():
             param.grad = None
         healthy = [r for r in range(self.runs) if r not in raised and self.records.alive_at(r)]
         if not raised or not healthy:
@@ -226,11 +195,11 @@ class StackedStep:
     def copy_slot(self, source: int, target: int) -> None:
         """``target`` becomes a shadow of ``source``: its parameters, buffers, optimizer
         state and batch, so it raises only if ``source`` does."""
-        for tensor in self.state().values():
+        model = self.step.model
+        for tensor in [*model.parameters(), *model.buffers()]:
             tensor[target] = tensor[source]
-        state = self.optimizer.state if self.optimizer is not None else {}
-        for param in self.stacked.parameters():
-            for value in state.get(param, {}).values():
+        for param in model.parameters():
+            for value in self.optimizer.state.get(param, {}).values():
                 if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == self.runs:
                     value[target] = value[source]
         self.shadow[target] = self.shadow[source]
@@ -274,20 +243,18 @@ class StackedTracker:
         results = {}
         for r, tracker in enumerate(self.trackers):
             if tracker.alive:
-                try:
-                    results[r] = call(r, tracker)
-                except Exception as exc:
-                    if _out_of_room(exc):
-                        raise
-                    tracker.fail(describe_error(exc))
+                outcome = alone(functools.partial(call, r, tracker))
+                if isinstance(outcome, Exception):
+                    tracker.fail(describe_error(outcome))
+                else:
+                    results[r] = outcome
         return results
 
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
         for tracker in self.trackers:
-            if tracker.alive:  # a run that ended keeps the step it ended at
-                tracker.step, tracker.lr = step, lr
+            tracker.at(step, lr)
         self.window.add(loss.detach(), penalty.detach())
         return self.close_window() if step % self.window.every == 0 else None
 
@@ -307,9 +274,10 @@ class StackedTracker:
         """Each living run's metrics; a run whose evaluation raised fails here."""
 
         def record(r: int, tracker: Tracker) -> None:
-            if isinstance(metrics[r], Exception):
-                raise metrics[r]
-            tracker.evaluate(step, metrics[r])
+            mine = metrics[r]
+            if isinstance(mine, Exception):
+                raise mine
+            tracker.evaluate(step, mine)
 
         self._each(record)
 
@@ -323,29 +291,17 @@ class StackedTracker:
             if not tracker.alive:
                 tracker.flush()
 
-    def status_of(self, r: int, status: str) -> str:
-        """A run that diverged or failed on its own says so, whatever the stack did."""
-        tracker = self.trackers[r]
-        if tracker.alive:
-            return status
-        return "failed" if tracker.failed else "diverged"
-
     def state_dict(self) -> dict[str, Any]:
         return {
-            "alive": [t.alive for t in self.trackers],
-            "failed": [t.failed for t in self.trackers],
-            "why": [t.why for t in self.trackers],
             "runs": [t.state_dict() for t in self.trackers],
             "window": self.window.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        runs = len(self.trackers)
         for r, (tracker, run_state) in enumerate(zip(self.trackers, state["runs"], strict=True)):
-            tracker.alive = state["alive"][r]
-            tracker.failed = state.get("failed", [False] * runs)[r]  # older checkpoints:
-            tracker.why = state.get("why", [None] * runs)[r]  # no failed runs, no reasons
-            tracker.load_state_dict(run_state)
+            # checkpoints before each run kept its own ending held the stack's lists
+            kept = {key: state[key][r] for key in ("alive", "failed", "why") if key in state}
+            tracker.load_state_dict({**run_state, **kept})
         if "window" in state:  # checkpoints before the stack had one window kept it per run
             device = next(self.trackers[0].model.parameters()).device
             self.window.load_state_dict(state["window"], device)
@@ -362,8 +318,32 @@ class _Shared:
         def metrics() -> Mapping[str, float]:
             if self.metrics is None:
                 self.metrics = self.evaluate()
-            if isinstance(self.metrics[r], Exception):
-                raise self.metrics[r]
-            return self.metrics[r]
+            mine = self.metrics[r]
+            if isinstance(mine, Exception):
+                raise mine
+            return mine
 
         return metrics
+
+
+def stack_size(models: Sequence[nn.Module]) -> int | None:
+    """The ``runs`` a step over these runs' models vmaps over: None for a lone run."""
+    return len(models) if len(models) > 1 else None
+
+
+def together(
+    models: Sequence[nn.Module], tasks: Sequence[Task], trackers: Sequence[Tracker]
+) -> tuple[nn.Module, Trainable, Records]:
+    """What the loop trains: a lone run's own model, task and tracker, or the runs as one
+    stacked model, task and fan-out of their trackers."""
+    if len(models) == 1:
+        return models[0], tasks[0], trackers[0]
+    return stack_models(models), StackedTask(tasks, models), StackedTracker(trackers)
+
+
+def isolating(step: Step, optimizer: torch.optim.Optimizer, records: Records) -> Step:
+    """A stacked step that takes a run failing on its own out of the stack (Isolating);
+    a lone run's step as it is."""
+    if isinstance(step, FunctionalStep) and isinstance(records, StackedTracker):
+        return Isolating(step, optimizer, records)
+    return step

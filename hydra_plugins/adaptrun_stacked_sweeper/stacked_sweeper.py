@@ -1,5 +1,6 @@
 """``hydra/sweeper=stacked``: the basic sweeper's combinations, with those that differ
-only in stackable keys (seed, activation.n, activation.slope_recovery) launched as one
+only in stackable keys (the seed, and settings a family carries per run such as the
+slope family's activation.n and activation.slope_recovery) launched as one
 stacked job each, through whatever launcher is configured. The grouping is
 adaptrun.config.plan's; a Hydra sweeper must live in the hydra_plugins package.
 
@@ -35,6 +36,8 @@ ConfigStore.instance().store(
 
 class StackedSweeper(BasicSweeper):
     """Every combination of the basic sweeper, as fewer jobs."""
+
+    stacks_runs = True  # what adaptrun's sweep checks ask of a sweeper (max_stack, the plan)
 
     def __init__(self, max_stack: int = 16, params: dict[str, str] | None = None) -> None:
         super().__init__(max_batch_size=None, params=params)
