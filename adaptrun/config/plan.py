@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from adaptrun.activations import FAMILIES
 from adaptrun.config.resolvers import folder_name
 
 PLAN_KEY = "adaptrun_stack"
@@ -62,6 +61,8 @@ def _quote(value: Any) -> str:
 def stackable() -> dict[str, Callable[[str], str] | None]:
     """The keys that may differ within a stack: the seed, and every family's per-run
     settings, each with what must still be equal within one (see ActivationFamily)."""
+    from adaptrun.activations import FAMILIES  # here: --help and --cfg load no torch
+
     keys: dict[str, Callable[[str], str] | None] = {"seed": None}
     for family in FAMILIES.values():
         keys.update({f"activation.{key}": kind for key, kind in family.per_run.items()})
