@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -51,17 +53,84 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def run_cli(args: Sequence[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m adaptrun ARGS`` in a subprocess, output captured (so not a terminal)."""
+    """``adaptrun ARGS`` in its own process, output captured (so not a terminal): a child
+    forked from this worker's CLI server (cli_forked.py), which imported adaptrun once; the
+    same entry point, exit code and output as ``python -m adaptrun ARGS``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "adaptrun", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return _SERVER.run(list(args), Path(cwd), env, timeout)
+
+
+class _CliServer:
+    """``cli_forked.py --serve``, started on first use and kept for the worker's session:
+    one line per command in, the child's pid and then its exit code out."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.pending = b""
+        self.count = 0
+        self.work = Path(os.environ.get("TMPDIR", "/tmp")) / f"adaptrun-cli-{os.getpid()}"
+
+    def start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.work.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env.pop("HYDRA_FULL_ERROR", None)
+            script = Path(__file__).with_name("cli_forked.py")
+            self.proc = subprocess.Popen(
+                [sys.executable, str(script), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            self.pending = b""
+        return self.proc
+
+    def line(self, timeout: float | None) -> str | None:
+        """The server's next line, or None if none came within ``timeout`` seconds."""
+        proc = self.start()
+        assert proc.stdout is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([proc.stdout], [], [], left)[0]:
+                return None
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, f"the CLI server ended (exit {proc.wait()})"
+            self.pending += chunk
+        text, _, self.pending = self.pending.partition(b"\n")
+        return text.decode()
+
+    def run(
+        self, args: list[str], cwd: Path, env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess:
+        proc = self.start()
+        assert proc.stdin is not None
+        self.count += 1
+        out = self.work / str(self.count)
+        case = {"args": args, "cwd": str(cwd), "out": str(out), "env": env}
+        proc.stdin.write((json.dumps(case) + "\n").encode())
+        proc.stdin.flush()
+        pid = int(self.line(timeout=60) or 0)
+        assert pid, "the CLI server did not start the command"
+        code = self.line(timeout)
+        if code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            self.line(timeout=60)
+            raise subprocess.TimeoutExpired(["adaptrun", *args], timeout)
+        stdout, stderr = (Path(f"{out}.{name}").read_text() for name in ("stdout", "stderr"))
+        return subprocess.CompletedProcess(["adaptrun", *args], int(code), stdout, stderr)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+_SERVER = _CliServer()
+atexit.register(_SERVER.close)
 
 
 def run_cli_many(

@@ -355,6 +355,7 @@ def test_the_report_names_damaged_files_and_shows_every_recorded_run(small_sweep
     assert "1 missing" in row and "1 not started" in row
 
 
+@pytest.mark.slow  # the small_sweep fixture runs a sweep
 def test_a_truncated_event_file_is_named_and_left_out_of_the_curve(small_sweep, tmp_path, caplog):
     from adaptrun.report.plots import loss_curve
     from adaptrun.report.runs import read_sweep

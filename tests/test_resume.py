@@ -98,6 +98,7 @@ def test_a_corrupt_checkpoint_is_reported_and_the_run_starts_over(
     assert loss_points(folder) == loss_points(reference)  # the old try's points are gone
 
 
+@pytest.mark.slow  # the stopped fixture trains a run
 def test_a_checkpoint_of_another_config_is_refused(stopped, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(stopped[0], folder)

@@ -178,6 +178,7 @@ def test_loss_band_is_taken_in_log_space_at_the_epochs_all_runs_share():
     assert (10 ** (mean - 2 * std) > 0).all()
 
 
+@pytest.mark.slow  # the failing_sweep fixture runs a sweep
 def test_report_refuses_a_metric_no_run_has(failing_sweep, capsys):
     with pytest.raises(SystemExit) as exit_info:
         report_main([str(failing_sweep[0]), "--metric", "final_test_accuracy"])
