@@ -29,7 +29,7 @@ from adaptrun.config.check import check_config
 from adaptrun.config.options import config_dir
 from adaptrun.models import build_model
 from adaptrun.runner.allocator import keep_freed_memory
-from adaptrun.runner.run import seed_everything
+from adaptrun.runner.assemble import seed_everything
 from adaptrun.runner.threads import resolve_threads
 from adaptrun.training.optim import build_optimizer
 from adaptrun.training.stacked import StackedTask, stack_models

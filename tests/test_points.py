@@ -17,7 +17,7 @@ from torch import nn
 
 from adaptrun.activations import ActivationFactory
 from adaptrun.models import build_model
-from adaptrun.runner.run import seed_everything
+from adaptrun.runner.assemble import seed_everything
 from adaptrun.tasks import TASKS
 from adaptrun.tasks.burgers import BurgersTask, residual, shock_position
 from adaptrun.tasks.burgers_exact import exact_u

@@ -42,6 +42,7 @@ def _run(tmp_path, acc: float, params: int, seconds: float, steps: int | None, s
         "goals": {"test_acc": "max"},
         "params": {"activation": params},
         "seconds_per_step": seconds,
+        "timed_in": "/sweep/stack-0x8",  # one stacked job: their seconds compare
         "convergence": {"test_acc": {"0.9": {"step": steps, "epoch": 1, "seconds": steps / 100}}}
         if steps
         else {"test_acc": {"0.9": None}},
@@ -116,6 +117,29 @@ def test_cost_is_activation_parameters_and_time_per_step(grid):
     assert table.loc["adact", "time_vs_baseline"] == pytest.approx(0.020 / 0.011)
 
 
+def test_seconds_of_separately_timed_runs_are_left_out_with_a_note(grid):
+    """Runs of separate jobs ran one after another under changing load: the report shows
+    their steps, not their seconds (nor ratios of them), and says why."""
+    from adaptrun.report.compare import markdown_cost_table, markdown_speed_tables
+    from adaptrun.report.runs import SEPARATELY_TIMED
+    from adaptrun.report.tables import convergence_table, markdown_convergence_tables
+
+    for k, run in enumerate(r for cell in grid.cells["vgg1/cifar10"].values() for r in cell.runs):
+        run.metrics["timed_in"] = f"/sweep/{k}"
+    assert not grid.timed_together()
+    speed = speed_table(grid, "relu").set_index("column")
+    assert speed.loc["adact", "steps_vs_baseline"] == pytest.approx(225 / 500)
+    assert not [c for c in speed.columns if "seconds" in c]
+    assert not [c for c in convergence_table(grid).columns if "seconds" in c]
+    assert list(cost_table(grid, "relu").columns) == ["row", "column", "activation_params"]
+    speed_text, cost_text = markdown_speed_tables(grid, "relu"), markdown_cost_table(grid, "relu")
+    assert "0.45x steps (2 of 3)" in speed_text and "seconds (2" not in speed_text
+    assert SEPARATELY_TIMED in speed_text and SEPARATELY_TIMED in cost_text
+    assert "50 params" in cost_text and "ms/step" not in cost_text
+    assert "mean epochs / steps to reach it" in markdown_convergence_tables(grid)
+    assert "s |" not in markdown_convergence_tables(grid)
+
+
 def test_published_values_stand_beside_ours(grid):
     table = reference_table(grid, "final_test_acc").set_index("column")
     assert table.loc["adact", "published"] == 0.678
@@ -148,3 +172,18 @@ def test_runs_are_labelled_by_the_values_that_ran(tmp_path):
     runs = load_runs(tmp_path)
     assert sorted(r.config["activation.n"] for r in runs) == [1, 10]
     assert sorted(build_grid(runs).columns) == ["global (n=1)", "global (n=10)"]
+
+
+def test_the_report_runs_as_a_module_and_describes_itself(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "adaptrun.report", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: adaptrun-report")

@@ -16,7 +16,11 @@ QUICK = ["trainer.epochs=2"]
 
 def _numbers(metrics: dict) -> dict:
     """metrics.json without its wall-clock figures."""
-    out = {k: v for k, v in metrics.items() if k not in ("wall_seconds", "seconds_per_step")}
+    out = {
+        k: v
+        for k, v in metrics.items()
+        if k not in ("wall_seconds", "seconds_per_step", "timed_in")
+    }
     out["convergence"] = {
         name: {t: (w and {k: v for k, v in w.items() if k != "seconds"}) for t, w in d.items()}
         for name, d in metrics["convergence"].items()
@@ -172,3 +176,11 @@ def test_trainer_threads_auto_divides_the_cores_among_concurrent_jobs(monkeypatc
     assert threads.resolve_threads(3, 4) == 3
     assert threads.concurrent_jobs({"n_jobs": 4}) == 4
     assert threads.concurrent_jobs({"_target_": "hydra._internal.BasicLauncher"}) == 1
+
+
+def test_a_dataset_of_another_task_names_the_task_it_goes_with(compose_cfg):
+    with pytest.raises(ConfigError) as err:
+        check_config(compose_cfg(["dataset=burgers"]))
+    message = str(err.value)
+    assert message.startswith("dataset: task classification cannot use dataset burgers")
+    assert "dataset burgers goes with task=burgers" in message and "experiment=" in message

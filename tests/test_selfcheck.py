@@ -211,3 +211,16 @@ def test_doctor_on_a_cpu_skips_the_kernels_and_prints_the_ratios_beside_targets(
     ]
     assert [row[2] for row in rows] == [">= 0.95x"] * 3 + [">= 0.85x"] * 2 + [">= 0.9x", ">= 15x"]
     assert all(float(row[1].rstrip("x")) > 0 and "CUDA target" in row[3] for row in rows)
+
+
+def test_doctor_without_kernels_to_check_prints_the_machine_and_says_why(monkeypatch, capsys):
+    """The fast tier's look at adaptrun-doctor: on a CPU without Triton's interpreter it
+    names the software and device, says the kernel checks were skipped and why, exits 0."""
+    from adaptrun.tools import doctor
+
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert doctor.main(["--no-bench"]) == 0
+    out = capsys.readouterr().out
+    assert "| torch |" in out and "device | CPU only" in out
+    assert "Kernel self-checks: skipped (no CUDA device)" in out
+    assert "Headline ratios" not in out  # --no-bench

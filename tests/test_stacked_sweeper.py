@@ -62,12 +62,18 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sweep of 8 runs: 6 completed, 2 diverged" in result.stderr  # slope n=1e20, relu
     assert sorted(p.name for p in sweep.glob("stack-*")) == ["stack-0x4", "stack-4x4"]
+    log = "".join(p.read_text() for p in sweep.glob("stack-*/*.log"))
     for num, combo in enumerate(combos(GRID)):
         folder = sweep / run_folder(combo, num, [])
+        # each run's lines in the job's log start with its name: they are told apart
+        if mine_ended := "activation.n=1e+20" in combo and "activation=layerwise_slope" in combo:
+            assert f"{folder.name}: run diverged:" in log
+        else:
+            assert f"{folder.name}: step " in log
         mine = read_metrics(folder)
         assert sorted(OmegaConf.load(folder / ".hydra" / "overrides.yaml")) == sorted(combo)
         assert OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra.job.num == num
-        if "activation.n=1e+20" in combo and "activation=layerwise_slope" in combo:
+        if mine_ended:
             assert mine["status"] == "diverged"  # ended alone: the stack went on
             continue
         given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in combo}

@@ -97,6 +97,44 @@ def test_rerunning_a_sweep_skips_finished_runs(failing_sweep, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_report_cost_times_each_cell_side_by_side_and_names_what_it_cannot(failing_sweep, tmp_path):
+    """The sweep's jobs were timed one after another: the report leaves their seconds out;
+    --cost builds each cell's config and times its step here, cells taking turns."""
+    import shutil
+
+    from adaptrun.report.runs import SEPARATELY_TIMED
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(failing_sweep[0], sweep)
+    result = subprocess.run(
+        [sys.executable, "-m", "adaptrun.report", str(sweep), "--cost"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        (r["row"], r["column"]): r
+        for r in csv.DictReader((sweep / "cost_measured.csv").read_text().splitlines())
+    }
+    assert set(rows) == {("mlp/digits", "relu"), ("mlp/digits", "global")}  # mnist: no data
+    base, other = rows[("mlp/digits", "relu")], rows[("mlp/digits", "global")]
+    assert float(base["vs_baseline"]) == float(base["vs_baseline_high"]) == 1.0
+    low, mid, high = (
+        float(other[k]) for k in ("vs_baseline_low", "vs_baseline", "vs_baseline_high")
+    )
+    assert 0 < low <= mid <= high and float(other["ms_per_step"]) > 0 and other["rounds"] == "5"
+    report = (sweep / "report.md").read_text()
+    measured = report.split("## Cost, measured side by side (--cost)")[1]
+    assert (
+        f"{float(other['ms_per_step']):.3g} ms/step, {mid:.2f}x [{low:.2f}, {high:.2f}]" in measured
+    )
+    assert "- mlp/mnist / relu: not measured (" in measured
+    speed = report.split("## Time to each target")[1].split("## Convergence")[0]
+    assert SEPARATELY_TIMED in speed and "x seconds" not in speed
+
+
 def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep):
     sweep, _, _ = failing_sweep
     result = subprocess.run(
@@ -165,7 +203,7 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     assert spread.shape[1] > spread.shape[0] and spread[..., :3].std() > 0.05
     assert "![distribution over seeds](distribution.png)" in report
     assert "## Time to each target, relative to the baseline" in report
-    assert "## Cost" in report and " params, " in report.split("## Cost")[1]
+    assert "## Cost" in report and " params |" in report.split("## Cost")[1]
 
 
 def test_loss_band_is_taken_in_log_space_at_the_epochs_all_runs_share():

@@ -1,4 +1,4 @@
-"""``adaptrun-report SWEEP_DIR``: a sweep's tables (markdown, CSV) and loss plots (PNG),
+"""``adaptrun-report SWEEP_DIR``: a sweep's tables (markdown, CSV) and plots (PNG),
 written into the sweep folder."""
 
 from __future__ import annotations
@@ -7,31 +7,45 @@ import argparse
 import sys
 from pathlib import Path
 
-from adaptrun.report.compare import (
-    cost_table,
-    markdown_cost_table,
-    markdown_reference_table,
-    markdown_speed_tables,
-    reference_table,
-    speed_table,
-)
-from adaptrun.report.plots import plot_distribution, plot_losses
-from adaptrun.report.runs import build_grid, read_sweep
-from adaptrun.report.stats import baseline_column
-from adaptrun.report.tables import (
-    convergence_table,
-    markdown_convergence_tables,
-    markdown_metric_table,
-    metric_table,
-    primary_metric,
-)
+FILES = {  # what the report writes into the sweep folder, for --help and the docs
+    "report.md": "every table and plot on one page",
+    "results.csv": "the metric per cell: mean, 95% interval, n, test against the baseline",
+    "convergence.csv": "per convergence target: how many runs reached it, in how many steps",
+    "speed.csv": "steps to each target relative to the baseline",
+    "cost.csv": "activation parameters per cell (ms/step only for runs timed in one job)",
+    "cost_measured.csv": "--cost: each cell's step timed side by side, ratio and range",
+    "reference.csv": "the published values a preset carries beside ours",
+    "train_loss.png": "training loss over steps, mean and band over seeds",
+    "distribution.png": "the metric's distribution over seeds per cell",
+}
 
 
-def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = None) -> list[Path]:
-    """Write report.md, the tables as CSV (results, convergence, speed, cost, reference)
-    and the plots (train_loss.png, distribution.png); returns the files written.
-    ``baseline``: the column every other is tested against (default: the first with a
-    fixed activation)."""
+def report(
+    sweep_dir: Path, metric: str | None = None, baseline: str | None = None, cost: bool = False
+) -> list[Path]:
+    """Write report.md, the tables as CSV and the plots (FILES); returns the files
+    written. ``baseline``: the column every other is tested against (default: the first
+    with a fixed activation). ``cost``: time each cell's step side by side here."""
+    # imported here: --help answers without loading pandas, scipy and matplotlib
+    from adaptrun.report.compare import (
+        cost_table,
+        markdown_cost_table,
+        markdown_reference_table,
+        markdown_speed_tables,
+        reference_table,
+        speed_table,
+    )
+    from adaptrun.report.plots import plot_distribution, plot_losses
+    from adaptrun.report.runs import build_grid, read_sweep
+    from adaptrun.report.stats import baseline_column
+    from adaptrun.report.tables import (
+        convergence_table,
+        markdown_convergence_tables,
+        markdown_metric_table,
+        metric_table,
+        primary_metric,
+    )
+
     swept = read_sweep(sweep_dir)
     runs = swept.runs
     for note in swept.notes:
@@ -59,6 +73,13 @@ def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = No
     }
     if base is not None:
         tables["speed.csv"] = speed_table(grid, base)
+    measured = ""
+    if cost:
+        from adaptrun.report.cost import markdown_measured_cost, measure_cost
+
+        steps = 10
+        tables["cost_measured.csv"], notes = measure_cost(grid, base, steps=steps)
+        measured = markdown_measured_cost(grid, tables["cost_measured.csv"], notes, steps)
     for name, table in tables.items():
         table.to_csv(out / name, index=False)
     published = {
@@ -84,6 +105,7 @@ def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = No
     sections += [
         "## Convergence speed (means)\n\n" + markdown_convergence_tables(grid),
         "## Cost\n\n" + markdown_cost_table(grid, base),
+        *(["## Cost, measured side by side (--cost)\n\n" + measured] if measured else []),
         "## Training loss\n\n![training loss](train_loss.png)",
     ]
     (out / "report.md").write_text("\n\n".join(sections) + "\n")
@@ -94,8 +116,9 @@ def report(sweep_dir: Path, metric: str | None = None, baseline: str | None = No
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="adaptrun-report",
-        description="Write a sweep's tables (report.md, results.csv, convergence.csv) and "
-        "training-loss plot (train_loss.png) into its folder.",
+        description="Write a sweep's tables and plots into its folder: "
+        + "; ".join(f"{name} ({what})" for name, what in FILES.items())
+        + ".",
     )
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder (or any folder of runs)")
     parser.add_argument(
@@ -108,11 +131,17 @@ def main(argv: list[str] | None = None) -> None:
         help="the column the others are tested against (default: the first column with a "
         "fixed activation, i.e. no trainable activation parameters)",
     )
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="also time each cell's training step side by side in this process (its data "
+        "must be here): the recorded seconds of separate jobs do not compare",
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.exit(2, f"adaptrun-report: error: {args.sweep_dir} is not a folder\n")
     try:
-        written = report(args.sweep_dir, args.metric, args.baseline)
+        written = report(args.sweep_dir, args.metric, args.baseline, args.cost)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"adaptrun-report: error: {' '.join(str(exc).split())}\n")
     except OSError as exc:  # a folder it cannot write in, a full disk

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from adaptrun.report.runs import Grid
+from adaptrun.report.runs import SEPARATELY_TIMED, Grid
 from adaptrun.report.tables import CELL, convergence_table, metric_table, shaped_markdown
 
 
@@ -19,25 +19,30 @@ def speed_table(grid: Grid, baseline: str) -> pd.DataFrame:
     and each as a ratio to the baseline column's median in the same row (< 1: faster)."""
     table = convergence_table(grid)
     keys = ["row", "metric", "target"]
-    base = table[table["column"] == baseline][[*keys, "step_median", "seconds_median"]]
+    timed = "seconds_median" in table  # the runs were timed together (Grid.timed_together)
+    units = ["step_median", "seconds_median"] if timed else ["step_median"]
+    base = table[table["column"] == baseline][[*keys, *units]]
     base = base.rename(columns={"step_median": "base_steps", "seconds_median": "base_seconds"})
     table = table.merge(base, on=keys, how="left")
     table["steps_vs_baseline"] = table["step_median"] / table["base_steps"]
-    table["seconds_vs_baseline"] = table["seconds_median"] / table["base_seconds"]
     columns = [*CELL, "metric", "target", "reached", "completed", "step_median"]
+    if not timed:
+        return table[[*columns, "steps_vs_baseline"]]
+    table["seconds_vs_baseline"] = table["seconds_median"] / table["base_seconds"]
     return table[[*columns, "seconds_median", "steps_vs_baseline", "seconds_vs_baseline"]]
 
 
 def markdown_speed_tables(grid: Grid, baseline: str) -> str:
-    """One table per metric and target: median steps and seconds relative to the baseline."""
-    out = []
-    for (metric, target), part in speed_table(grid, baseline).groupby(
-        ["metric", "target"], sort=False
-    ):
+    """One table per metric and target: median steps (and seconds, where the runs were
+    timed together) relative to the baseline."""
+    table = speed_table(grid, baseline)
+    units = "steps / seconds" if "seconds_median" in table else "steps"
+    out = [] if "seconds_median" in table else [SEPARATELY_TIMED, ""]
+    for (metric, target), part in table.groupby(["metric", "target"], sort=False):
         sign = "≥" if grid.goal(metric) == "max" else "≤"
         part = part.assign(text=[_speed_cell(r, baseline) for r in part.to_dict("records")])
         out += [
-            f"### {metric} {sign} {target}: median steps / seconds to reach it, relative to "
+            f"### {metric} {sign} {target}: median {units} to reach it, relative to "
             f"{baseline} (< 1: faster)",
             "",
             shaped_markdown(grid, part),
@@ -50,14 +55,14 @@ def _speed_cell(rec: dict[str, Any], baseline: str) -> str:
     reached = f"({rec['reached']} of {rec['completed']})"
     if rec["reached"] == 0:
         return f"not reached {reached}" if rec["completed"] else "—"
+    timed = "seconds_median" in rec
     if rec["column"] == baseline:
-        return f"baseline: {rec['step_median']:.0f} steps, {rec['seconds_median']:.3g}s {reached}"
+        seconds = f", {rec['seconds_median']:.3g}s" if timed else ""
+        return f"baseline: {rec['step_median']:.0f} steps{seconds} {reached}"
     if math.isnan(rec["steps_vs_baseline"]):
         return f"{rec['step_median']:.0f} steps; the baseline never reached it {reached}"
-    return (
-        f"{rec['steps_vs_baseline']:.2f}x steps, {rec['seconds_vs_baseline']:.2f}x seconds "
-        f"{reached}"
-    )
+    seconds = f", {rec['seconds_vs_baseline']:.2f}x seconds" if timed else ""
+    return f"{rec['steps_vs_baseline']:.2f}x steps{seconds} {reached}"
 
 
 def cost_table(grid: Grid, baseline: str | None) -> pd.DataFrame:
@@ -78,6 +83,8 @@ def cost_table(grid: Grid, baseline: str | None) -> pd.DataFrame:
                 }
             )
     table = pd.DataFrame(records, columns=[*CELL, "activation_params", "seconds_per_step"])
+    if not grid.timed_together():
+        return table.drop(columns="seconds_per_step")
     base = table[table["column"] == baseline].set_index("row")["seconds_per_step"]
     table["time_vs_baseline"] = table["seconds_per_step"] / table["row"].map(base)
     return table
@@ -86,6 +93,8 @@ def cost_table(grid: Grid, baseline: str | None) -> pd.DataFrame:
 def markdown_cost_table(grid: Grid, baseline: str | None) -> str:
     table = cost_table(grid, baseline)
     table["text"] = [_cost_cell(r) for r in table.to_dict("records")]
+    if "seconds_per_step" not in table:
+        return f"activation parameters\n\n{shaped_markdown(grid, table)}\n\n{SEPARATELY_TIMED}\n"
     against = f" ({baseline} = 1)" if baseline else ""
     return (
         f"activation parameters, median milliseconds per training step, and that time "
@@ -94,6 +103,9 @@ def markdown_cost_table(grid: Grid, baseline: str | None) -> str:
 
 
 def _cost_cell(rec: dict[str, Any]) -> str:
+    if "seconds_per_step" not in rec:
+        params = rec["activation_params"]
+        return "—" if math.isnan(params) else f"{params:.0f} params"
     if math.isnan(rec["seconds_per_step"]):
         return "—"
     text = f"{rec['activation_params']:.0f} params, {1000 * rec['seconds_per_step']:.3g} ms/step"

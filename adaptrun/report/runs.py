@@ -60,6 +60,13 @@ class Cell:
         return ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
 
 
+SEPARATELY_TIMED = (
+    "Seconds are left out: these runs were timed in separate jobs, under whatever else the "
+    "machine ran, so their times do not compare (steps do); `adaptrun-report --cost` times "
+    "each column's step side by side."
+)
+
+
 @dataclass
 class Grid:
     """Row label -> column label -> cell, with the keys that made the labels."""
@@ -74,6 +81,19 @@ class Grid:
         for row in self.cells.values():
             seen.update(dict.fromkeys(row))
         return list(seen)
+
+    def timed_together(self) -> bool:
+        """Whether every completed run's seconds were measured in one job (a stack's runs
+        share every step), so that times compare. Runs of separate jobs ran one after
+        another or beside other work, under whatever load the machine had: their seconds
+        say nothing about each other, and the report shows steps instead."""
+        jobs = {
+            run.metrics.get("timed_in")
+            for row in self.cells.values()
+            for cell in row.values()
+            for run in cell.with_status("completed")
+        }
+        return len(jobs) == 1 and None not in jobs
 
     def goal(self, metric: str) -> str:
         """``max`` or ``min``: whether higher or lower is better, as the runs' task declared

@@ -141,9 +141,7 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
                         hits.append({**hit, **(where or {}), "reached": where is not None})
     keys = [*CELL, "metric", "target"]
     if not hits:
-        return pd.DataFrame(
-            columns=[*keys, "reached", "completed", "not_finished", "step_median", "seconds_median"]
-        )
+        return pd.DataFrame(columns=[*keys, "reached", "completed", "not_finished", "step_median"])
     frame = pd.DataFrame(hits)
     for unit in ("epoch", "step", "seconds"):
         frame[unit] = frame.get(unit, pd.Series(dtype=float))
@@ -166,6 +164,8 @@ def convergence_table(grid: Grid) -> pd.DataFrame:
     ]
     table = table.sort_values(["cell", "metric", "easiest"], kind="stable")
     units = ["epoch_mean", "step_mean", "seconds_mean", "step_median", "seconds_median"]
+    if not grid.timed_together():
+        units = [u for u in units if not u.startswith("seconds")]
     return table[[*keys, "reached", "completed", "not_finished", *units]]
 
 
@@ -175,14 +175,16 @@ def _easiness(grid: Grid, metric: str, target: str) -> float:
 
 
 def markdown_convergence_tables(grid: Grid) -> str:
-    """One table per metric and target; a cell reads ``epochs / steps / seconds``."""
+    """One table per metric and target; a cell reads ``epochs / steps`` (``/ seconds``
+    where the runs were timed together)."""
     table = convergence_table(grid)
+    units = "epochs / steps / seconds" if "seconds_mean" in table else "epochs / steps"
     out = []
     for (metric, target), part in table.groupby(["metric", "target"], sort=False):
         sign = "≥" if grid.goal(metric) == "max" else "≤"
         part = part.assign(text=[_convergence_cell(r) for r in part.to_dict("records")])
         out += [
-            f"### {metric} {sign} {target}: mean epochs / steps / seconds to reach it",
+            f"### {metric} {sign} {target}: mean {units} to reach it",
             "",
             shaped_markdown(grid, part),
             "",
@@ -194,7 +196,9 @@ def _convergence_cell(rec: dict[str, Any]) -> str:
     if rec["reached"] == 0:
         text = f"not reached (0 of {rec['completed']})" if rec["completed"] else "—"
     else:
-        text = f"{rec['epoch_mean']:.3g} / {rec['step_mean']:.0f} / {rec['seconds_mean']:.3g}s"
+        text = f"{rec['epoch_mean']:.3g} / {rec['step_mean']:.0f}"
+        if "seconds_mean" in rec:
+            text += f" / {rec['seconds_mean']:.3g}s"
         if rec["reached"] < rec["completed"]:
             text += f" ({rec['reached']} of {rec['completed']})"
     return f"{text} [{rec['not_finished']}]" if rec["not_finished"] else text

@@ -6,16 +6,14 @@ import contextlib
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from adaptrun.activations import ActivationFactory, selfcheck
+from adaptrun.activations import selfcheck
 from adaptrun.activations.plots import activation_curves, has_curves
 from adaptrun.config import plan as stacking
 from adaptrun.config.check import Checked, check_config
@@ -29,7 +27,6 @@ from adaptrun.core.files import (
 )
 from adaptrun.core.interrupt import STOP
 from adaptrun.core.schemas import plain
-from adaptrun.models import build_model
 from adaptrun.records import checkpoint
 from adaptrun.records.board import Board
 from adaptrun.records.checkpoint import config_hash, flat_config
@@ -39,6 +36,7 @@ from adaptrun.records.hparams import run_hparams
 from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker, write_failure
 from adaptrun.runner.allocator import keep_freed_memory
+from adaptrun.runner.assemble import build_run, resolve_device
 from adaptrun.runner.lock import folder_lock
 from adaptrun.runner.threads import resolve_threads
 from adaptrun.tasks import Task
@@ -49,19 +47,6 @@ from adaptrun.training.stacked import isolating, stack_size, together
 from adaptrun.training.steps import build_step, resolve_compile
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(choice: str) -> torch.device:
-    """``auto`` picks CUDA when present; check_config has refused cuda without a GPU."""
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _log_failure(exc: BaseException) -> None:
@@ -263,17 +248,10 @@ def _train(
         tasks: list[Task] = []
         models: list[torch.nn.Module] = []
         for spec in specs:
-            seed_everything(spec.cfg.seed)
-            # each run's own factory (its own shared slope; its n, its recovery weight)
             mine = checked if spec.cfg is cfg else check_config(spec.cfg)
-            factory = ActivationFactory(mine.activation.config)
-            if tasks:
-                task = tasks[0].with_seed(spec.cfg.seed)
-            else:
-                task = checked.task.build(spec.cfg, device)
-            shape, outputs = task.input_shape, task.num_outputs
+            task, model = build_run(spec.cfg, mine, device, tasks[0] if tasks else None)
             tasks.append(task)
-            models.append(build_model(cfg.model, shape, outputs, factory).to(device))
+            models.append(model)
         fast = fastpaths.resolve(cfg.trainer, device, caps.images)
         models = [fastpaths.apply(fast, m, t, device) for m, t in zip(models, tasks, strict=True)]
         loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
@@ -289,6 +267,7 @@ def _train(
                 show=r == 0,
                 job_dir=run_dir,
                 in_sweep=in_sweep,
+                named=len(specs) > 1,
             )
             for r, spec in enumerate(specs)
         ]
@@ -345,12 +324,13 @@ def _train(
             # a stacked run that had already ended alone keeps its own status and reason
             status = "failed" if one.alive or one.failed else "diverged"
             error = describe_error(exc) if one.alive else None
-            one.finish(status, error=error, extra=_meta(spec, task, compiled, optimizer))
+            extra = _meta(spec, task, compiled, optimizer, run_dir)
+            one.finish(status, error=error, extra=extra)
         raise
     _record_impl(trackers)
     metrics = _combined(
         [
-            one.finish(one.outcome(status), extra=_meta(spec, task, compiled, optimizer))
+            one.finish(one.outcome(status), extra=_meta(spec, task, compiled, optimizer, run_dir))
             for spec, one, task in zip(specs, trackers, tasks, strict=True)
         ]
     )
@@ -378,9 +358,14 @@ def _meta(
     task: Task | None = None,
     compiled: bool | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    job_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """What metrics.json records beside the numbers: what really ran."""
+    """What metrics.json records beside the numbers: what really ran. ``timed_in``: the
+    job whose steps its seconds measured; only runs timed in one job (a stack's, which
+    share every step) may have their seconds compared (adaptrun-report)."""
     settings = task.settings() if task is not None else {}
+    if job_dir is not None:
+        settings["timed_in"] = str(Path(job_dir).absolute())
     if compiled is not None:
         settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
         settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
@@ -399,10 +384,12 @@ def _tracker(
     show: bool,
     job_dir: Path,
     in_sweep: bool,
+    named: bool = False,
 ) -> Tracker:
     """A run's tracker; on resume its folder's events are first trimmed to the checkpoint.
-    ``show``: the progress bar (one for a stack of runs). Its HParams trial is its folder
-    below the sweep (or the run folder's name)."""
+    ``show``: the progress bar (one for a stack of runs); ``named``: its log lines start
+    with its folder's name (a stack's runs, of trainer.stack or the stacked sweeper). Its
+    HParams trial is its folder below the sweep (or the run folder's name)."""
     truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
     targets = plain(cfg.targets)
     purge_step = resumed["position"]["step"] + 1 if resumed else None
@@ -416,7 +403,7 @@ def _tracker(
         spec.hparams,
         figures=_figures(task, model),
         figure_steps=list(cfg.trainer.figures_at),
-        name=spec.run_dir.name if int(cfg.trainer.stack) > 1 else "",
+        name=spec.run_dir.name if named else "",
         trial=str(spec.run_dir.relative_to(job_dir.parent)),
         experiment=not in_sweep,
     )

@@ -25,11 +25,14 @@ def check_task(cfg: Mapping[str, Any]) -> TaskEntry:
     """The task, its dataset and the keys they own; config only."""
     task = TASKS[cfg["task"]["name"]]
     dataset = DATASETS[cfg["dataset"]["name"]]
+    takers = [t.name for t in TASKS.values() if t.takes == dataset.kind]
     require(
         dataset.kind == task.takes,
         "dataset",
         f"task {task.name} cannot use dataset {dataset.name}; it takes: "
-        + ", ".join(d.name for d in DATASETS.values() if d.kind == task.takes),
+        + ", ".join(d.name for d in DATASETS.values() if d.kind == task.takes)
+        + (f"; dataset {dataset.name} goes with task={' or task='.join(takers)}" if takers else "")
+        + " (an experiment=... preset sets both: adaptrun --help lists them)",
     )
     dataset.check(cfg["dataset"])
     task.check(cfg)

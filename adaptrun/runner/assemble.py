@@ -1,0 +1,76 @@
+"""A run's pieces from its config: task, model, the step and optimizer the loop drives.
+
+One place, so that what the report's side-by-side cost measurement (``adaptrun-report
+--cost``) times is the step a run of that config trains with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from adaptrun.activations import ActivationFactory
+from adaptrun.config.check import Checked, check_config
+from adaptrun.models import build_model
+from adaptrun.tasks import Task
+from adaptrun.training import fastpaths
+from adaptrun.training.loop import Loop
+from adaptrun.training.optim import build_optimizer
+from adaptrun.training.steps import build_step, resolve_compile
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` picks CUDA when present; check_config has refused cuda without a GPU."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_run(
+    cfg: DictConfig, checked: Checked, device: torch.device, first: Task | None = None
+) -> tuple[Task, torch.nn.Module]:
+    """A run's task and model, seeded by its seed. ``first``: the task of the first run of
+    a stack, whose data this run shares with its own batch order and draw."""
+    seed_everything(cfg.seed)
+    # each run's own factory (its own shared slope; its n, its recovery weight)
+    factory = ActivationFactory(checked.activation.config)
+    task = first.with_seed(cfg.seed) if first is not None else checked.task.build(cfg, device)
+    model = build_model(cfg.model, task.input_shape, task.num_outputs, factory).to(device)
+    return task, model
+
+
+def timed_step(cfg: DictConfig) -> tuple[Callable[[], None], str]:
+    """One training step of this config as its run takes it (fast paths, compile setting,
+    optimizer), over its own batches in turn, and the device it runs on: what the report
+    times side by side."""
+    checked = check_config(cfg)
+    device = resolve_device(cfg.trainer.device)
+    task, model = build_run(cfg, checked, device)
+    caps = checked.task.capabilities
+    fast = fastpaths.resolve(cfg.trainer, device, caps.images)
+    model = fastpaths.apply(fast, model, task, device)
+    loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
+    optimizer = build_optimizer(model, cfg.optimizer)
+    compiled = resolve_compile(cfg.trainer.compile, task, device, caps.functional_loss)
+    step = build_step(model, task, compiled, loop.precision, cfg.optimizer, caps.functional_loss)
+    batches = itertools.cycle(list(itertools.islice(task.train_batches(0), 8)))
+
+    def one() -> Any:
+        optimizer.zero_grad(set_to_none=True)
+        step(next(batches))
+        optimizer.step()
+
+    return one, device.type
