@@ -239,7 +239,7 @@ def activation_config(variant: str = "fixed", **fields: Any) -> Any:
 
 # helpers several test modules share (one place, not imported across test files)
 
-TIMING = {"wall_seconds", "seconds_per_step", "timed_in"}  # how and where it was timed
+TIMING = {"wall_seconds", "seconds_per_step", "timed_in", "threads_why"}  # how it was timed
 
 
 def comparable(metrics: dict) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import events, read_metrics
@@ -35,6 +37,7 @@ def test_same_seed_gives_identical_metrics(compose_cfg, tmp_path, activation):
     first = run(cfg, tmp_path / "a")
     second = run(cfg, tmp_path / "b")
     assert _numbers(first) == _numbers(second)
+    assert first["threads_why"].startswith(("auto: ", "trainer.threads as given"))
     assert _numbers(read_metrics(tmp_path / "a")) == _numbers(first)
     other = run(compose_cfg([*QUICK, f"activation={activation}", "seed=8"]), tmp_path / "c")
     assert other["final_train_loss"] != first["final_train_loss"]
@@ -176,6 +179,64 @@ def test_trainer_threads_auto_divides_the_cores_among_concurrent_jobs(monkeypatc
     assert threads.resolve_threads(3, 4) == 3
     assert threads.concurrent_jobs({"n_jobs": 4}) == 4
     assert threads.concurrent_jobs({"_target_": "hydra._internal.BasicLauncher"}) == 1
+
+
+def test_trainer_threads_auto_takes_the_free_cores_and_then_the_faster_count(monkeypatch):
+    """auto never takes cores other work keeps busy, and of what is free it measures one
+    thread against all: a small step that gains nothing from more threads gets one."""
+    import time
+
+    from adaptrun.runner import threads
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    calls = []
+
+    def step(one: float, many: float):
+        def probe():
+            calls.append(torch.get_num_threads())
+            time.sleep(one if torch.get_num_threads() == 1 else many)
+
+        return probe
+
+    idle = lambda: 0.0  # noqa: E731
+    scales = threads.choose_threads("auto", 1, step(0.004, 0.001), busy=idle)
+    assert scales.count == 4 and set(calls) == {1, 4}
+    assert "a step took 4" in scales.why and "ms on 1 thread" in scales.why
+    small = threads.choose_threads("auto", 1, step(0.001, 0.002), busy=idle)
+    assert small.count == 1 and small.why.endswith("ms on 4")
+    tie = threads.choose_threads("auto", 1, step(0.002, 0.0019), busy=idle)
+    assert tie.count == 1  # within 10%: one thread leaves the others to other work
+    calls.clear()
+    crowded = threads.choose_threads("auto", 1, step(0.004, 0.001), busy=lambda: 3.2)
+    assert crowded.count == 1 and not calls  # one core free: nothing to measure
+    assert "3.2 busy with other work, 1 free" in crowded.why
+    half = threads.choose_threads("auto", 1, step(0.004, 0.001), busy=lambda: 1.9)
+    assert half.count == 2  # round(4 - 1.9) cores free, and they pay
+    shared = threads.choose_threads("auto", 2, None, busy=idle)
+    assert shared.count == 2 and "(2 concurrent jobs)" in shared.why
+    assert threads.choose_threads(3, 4).why == "trainer.threads as given"
+
+
+def test_the_cores_other_work_keeps_busy_are_read_from_proc_stat():
+    import subprocess
+    import sys
+
+    from adaptrun.runner import threads
+
+    if not Path("/proc/stat").exists():
+        pytest.skip("no /proc/stat")
+    quiet = threads.busy_cores(0.2)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        loaded = threads.busy_cores(0.3)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert quiet is not None and loaded is not None
+    assert loaded > quiet + 0.5  # the spinner keeps (most of) one of this process's cores
 
 
 def test_a_dataset_of_another_task_names_the_task_it_goes_with(compose_cfg):

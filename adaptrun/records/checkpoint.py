@@ -221,8 +221,10 @@ class Checkpoints:
         every: int | None = None,
         every_epochs: int = 1,
         before_save: Callable[[], None] | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(run_dir) / FILENAME
+        self.meta = dict(meta or {})  # how the run ran (its thread count), for its resume
         self.before_save = before_save  # e.g. put the run's events on disk first
         self.config = dict(config)
         self.objects = dict(objects)  # name -> object with state_dict()/load_state_dict()
@@ -246,6 +248,7 @@ class Checkpoints:
             "saved_at": self.saved_at,
             "position": dataclasses.asdict(position),
             "rng": rng_state(),
+            "meta": self.meta,
         }
         state.update({name: obj.state_dict() for name, obj in self.objects.items()})
         save_atomic(self.path, state)

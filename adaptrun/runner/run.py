@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -38,10 +39,10 @@ from adaptrun.records.track import Tracker, write_failure
 from adaptrun.runner.allocator import keep_freed_memory
 from adaptrun.runner.assemble import build_run, resolve_device
 from adaptrun.runner.lock import folder_lock
-from adaptrun.runner.threads import resolve_threads
+from adaptrun.runner.threads import ThreadChoice, choose_threads
 from adaptrun.tasks import Task
 from adaptrun.training import fastpaths
-from adaptrun.training.loop import Loop, train
+from adaptrun.training.loop import Loop, Trainable, train
 from adaptrun.training.optim import build_optimizer, build_schedule
 from adaptrun.training.stacked import isolating, stack_size, together
 from adaptrun.training.steps import build_step, resolve_compile
@@ -162,9 +163,8 @@ def run(
         except Exception as exc:
             _record_failure(exc, specs)
             raise
-        torch.set_num_threads(resolve_threads(cfg.trainer.threads, concurrent_jobs))
         keep_freed_memory()
-        return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep)
+        return _train(cfg, run_dir, config, specs, checked, resumed, in_sweep, concurrent_jobs)
 
 
 def _skipped(specs: list[RunSpec]) -> dict[str, Any] | None:
@@ -241,6 +241,7 @@ def _train(
     checked: Checked,
     resumed: Mapping[str, Any] | None,
     in_sweep: bool = False,
+    concurrent_jobs: int = 1,
 ) -> dict[str, Any]:
     caps = checked.task.capabilities
     try:
@@ -272,6 +273,8 @@ def _train(
             for r, spec in enumerate(specs)
         ]
         model, trained, tracker = together(models, tasks, trackers)
+        threads = _threads(cfg, concurrent_jobs, model, trained, device, resumed)
+        torch.set_num_threads(threads.count)
         optimizer = build_optimizer(model, cfg.optimizer)
         schedule = build_schedule(optimizer, cfg.optimizer, trained.steps_per_epoch, total)
     except Exception as exc:
@@ -285,6 +288,7 @@ def _train(
         cfg.trainer.checkpoint_every,
         cfg.trainer.checkpoint_every_epochs,
         before_save=tracker.flush,
+        meta={"threads": dataclasses.asdict(threads)},  # a resumed run keeps the count
     )
     compiled = False
     selfcheck.begin_run()
@@ -324,13 +328,16 @@ def _train(
             # a stacked run that had already ended alone keeps its own status and reason
             status = "failed" if one.alive or one.failed else "diverged"
             error = describe_error(exc) if one.alive else None
-            extra = _meta(spec, task, compiled, optimizer, run_dir)
+            extra = _meta(spec, task, compiled, optimizer, run_dir, threads)
             one.finish(status, error=error, extra=extra)
         raise
     _record_impl(trackers)
     metrics = _combined(
         [
-            one.finish(one.outcome(status), extra=_meta(spec, task, compiled, optimizer, run_dir))
+            one.finish(
+                one.outcome(status),
+                extra=_meta(spec, task, compiled, optimizer, run_dir, threads),
+            )
             for spec, one, task in zip(specs, trackers, tasks, strict=True)
         ]
     )
@@ -343,6 +350,38 @@ def _train(
     saver.remove()
     log.info("%s after %d steps; metrics.json in %s", metrics["status"], tracker.step, run_dir)
     return metrics
+
+
+def _threads(
+    cfg: DictConfig,
+    concurrent_jobs: int,
+    model: torch.nn.Module,
+    task: Trainable,
+    device: torch.device,
+    resumed: Mapping[str, Any] | None,
+) -> ThreadChoice:
+    """trainer.threads for this run: a resumed run keeps the count its checkpoint ran
+    with (another count may round a sum differently: resume stays exact); otherwise
+    choose_threads, its probe a training step (forward, backward, the optimizer's update)
+    of a copy of the model and its own optimizer on the first batch (CPU only; the global
+    generators untouched, so the run's randomness is as it would be without)."""
+    kept = (resumed or {}).get("meta", {}).get("threads")
+    if kept:
+        torch.set_num_threads(int(kept["count"]))
+        return ThreadChoice(int(kept["count"]), f"{kept['why']} (kept on resume)")
+    probe = None
+    if device.type == "cpu":
+        twin = copy.deepcopy(model)
+        optimizer = build_optimizer(twin, cfg.optimizer)
+        batch = next(iter(task.train_batches(0)))
+
+        def probe() -> None:
+            with torch.random.fork_rng(devices=[]):
+                optimizer.zero_grad(set_to_none=True)
+                task.loss(twin, batch).backward()
+                optimizer.step()
+
+    return choose_threads(cfg.trainer.threads, concurrent_jobs, probe)
 
 
 def _record_impl(trackers: list[Tracker]) -> None:
@@ -359,6 +398,7 @@ def _meta(
     compiled: bool | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     job_dir: Path | None = None,
+    threads: ThreadChoice | None = None,
 ) -> dict[str, Any]:
     """What metrics.json records beside the numbers: what really ran. ``timed_in``: the
     job whose steps its seconds measured; only runs timed in one job (a stack's, which
@@ -366,6 +406,8 @@ def _meta(
     settings = task.settings() if task is not None else {}
     if job_dir is not None:
         settings["timed_in"] = str(Path(job_dir).absolute())
+    if threads is not None:  # trainer.threads as resolved, and why (auto measures)
+        settings["threads_why"] = threads.why
     if compiled is not None:
         settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
         settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
