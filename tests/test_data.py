@@ -80,3 +80,34 @@ def test_split_rejects_wrong_dtypes():
         Split(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="labels"):
         Split(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(3, dtype=torch.long))
+
+
+def test_a_train_subset_is_seeded_stratified_and_recorded(compose_cfg):
+    """dataset.train_subset=N: N training images with every class's share, drawn by the
+    run's seed (the same for every column), recorded as train_samples."""
+    from adaptrun.config.check import check_config
+    from adaptrun.core.errors import DatasetError
+    from adaptrun.runner.assemble import build_run
+
+    def train(*extra):
+        cfg = compose_cfg(["dataset.train_subset=200", *extra])
+        task, _ = build_run(cfg, check_config(cfg), torch.device("cpu"))
+        return cfg, task
+
+    _, task = train()
+    y = task.data.train.y
+    full = load_dataset(compose_cfg([]).dataset).train.y
+    assert len(y) == 200 and task.settings()["train_samples"] == 200
+    share = torch.bincount(full, minlength=10) / len(full)
+    assert (torch.bincount(y, minlength=10) / 200 - share).abs().max() < 0.01
+    _, same = train()
+    _, other = train("seed=1")
+    _, activation = train("activation=global")
+    assert torch.equal(same.data.train.x, task.data.train.x)
+    assert torch.equal(activation.data.train.x, task.data.train.x)  # every column alike
+    assert not torch.equal(other.data.train.x, task.data.train.x)  # a seed redraws it
+    with pytest.raises(DatasetError, match=r"dataset.train_subset=5000 exceeds the 1437"):
+        train_cfg = compose_cfg(["dataset.train_subset=5000"])
+        build_run(train_cfg, check_config(train_cfg), torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"dataset.train_subset: must be null"):
+        check_config(compose_cfg(["dataset.train_subset=0"]))

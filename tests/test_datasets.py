@@ -334,3 +334,32 @@ def test_compressed_idx_files_are_extracted_once_atomically(tmp_path, compose_cf
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte\.gz could not be decompressed"):
         load_dataset(compose_cfg(_overrides("fashion_mnist", tmp_path)).dataset)
     assert not broken.exists() and not list(raw.glob("*.tmp"))
+
+
+def test_debians_flat_read_only_fashion_mnist_folder_is_used_in_place(
+    tmp_path, compose_cfg, monkeypatch
+):
+    """Debian's dataset-fashion-mnist puts the four .gz files directly in
+    /usr/share/datasets/fashion-mnist, read-only: dataset.root pointed there loads, the
+    files extracted once into the user's cache, the folder itself untouched."""
+    import gzip
+
+    written = write("fashion_mnist", tmp_path / "layout")
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for path in (tmp_path / "layout" / "FashionMNIST" / "raw").iterdir():
+        (debian / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in debian.iterdir())
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    data = load_dataset(compose_cfg(_overrides("fashion_mnist", debian)).dataset)
+    assert _rows(data.test.x) == _rows(written["test"][0])
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in debian.iterdir()) == before
+    raw = tmp_path / "cache" / "adaptrun" / "extracted" / "fashion_mnist" / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ]
+    again = load_dataset(compose_cfg(_overrides("fashion_mnist", debian)).dataset)  # cached
+    assert _rows(again.train.x) == _rows(data.train.x)

@@ -137,3 +137,36 @@ def test_a_sweep_on_a_full_disk_records_every_job_and_writes_its_summary(full_di
     assert "not started: an earlier run of this sweep found the disk full" in summary
     assert not [p for p in sweep.rglob("*") if p.name.endswith((".tmp", ".reserve"))]
     assert os.listdir(sweep / ".adaptrun" / "outcomes")
+
+
+def test_an_activation_without_a_slopes_hook_logs_its_parameters_under_their_names(tmp_path):
+    """A user's activation needs no hook to be seen: its trainable parameters go to
+    TensorBoard as activation/<module>.<parameter>; the slope family keeps slopes/ (n*a)."""
+    import torch
+    from conftest import events
+
+    from adaptrun.activations import ActivationFactory, SlopeConfig
+    from adaptrun.activations.family import MARK
+    from adaptrun.records.board import Board
+
+    class Snake(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.alpha = torch.nn.Parameter(torch.full((4,), 0.5))
+            self.beta = torch.nn.Parameter(torch.tensor(2.0))
+            self.frozen = torch.nn.Parameter(torch.ones(4), requires_grad=False)
+
+        def forward(self, x):
+            return x + torch.sin(self.alpha * x) ** 2 / self.alpha
+
+    snake = Snake()
+    setattr(snake, MARK, True)  # what the activation factory marks its modules with
+    slope = ActivationFactory(SlopeConfig(variant="layerwise"))((4,))
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), snake, torch.nn.Linear(4, 4), slope)
+    board = Board(tmp_path)
+    board.slopes(model, 7)
+    board.close()
+    tags = events(tmp_path).Tags()
+    assert tags["histograms"] == ["activation/1.alpha"]
+    assert set(tags["scalars"]) == {"activation_mean/1.alpha", "activation/1.beta", "slopes/3"}
+    assert events(tmp_path).Scalars("activation/1.beta")[0].value == 2.0

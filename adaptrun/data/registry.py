@@ -19,7 +19,7 @@ from adaptrun.core.registry import Registry
 from adaptrun.data.images import ImageData, Split, channel_stats
 from adaptrun.data.placement import PLACEMENTS
 from adaptrun.data.protocols import PROTOCOLS
-from adaptrun.data.splits import hold_out
+from adaptrun.data.splits import hold_out, subset
 
 Loader = Callable[[Mapping[str, Any], int], tuple[Split, Split]]  # (cfg, split seed)
 
@@ -53,6 +53,7 @@ class ImageDatasetConfig:
     download: bool = True
     split_seed: int | None = None  # None: the run's seed draws the hold-out (and any test split)
     val_fraction: float = 0.0
+    train_subset: int | None = None  # a seeded, stratified subset of the training split
     placement: str = "auto"  # auto | device | host
     # the locally-adaptive paper's augmentation for this dataset (augmentation=paper)
     paper_augmentation: list[Any] = dataclasses.field(default_factory=list)
@@ -71,7 +72,9 @@ def split_follows_seed(cfg: Mapping[str, Any]) -> bool:
     need one copy of the data per seed; otherwise they share one)."""
     dataset = cfg["dataset"]
     drawn = (
-        float(dataset.get("val_fraction", 0.0)) > 0 or DATASETS[dataset["name"]].draws_test_split
+        float(dataset.get("val_fraction", 0.0)) > 0
+        or dataset.get("train_subset") is not None
+        or DATASETS[dataset["name"]].draws_test_split
     )
     return dataset.get("split_seed") is None and drawn
 
@@ -90,6 +93,12 @@ def check_images(cfg: Mapping[str, Any]) -> None:
         is_number(fraction) and 0 <= fraction < 1,
         "dataset.val_fraction",
         f"must be in [0, 1) (got {fraction!r})",
+    )
+    size = cfg.get("train_subset")
+    require(
+        size is None or is_count(size),
+        "dataset.train_subset",
+        f"must be null (the whole training split) or an integer >= 1 (got {size!r})",
     )
     require(
         cfg["placement"] in PLACEMENTS,
@@ -111,6 +120,7 @@ def load_dataset(
     if protocol is not None:
         train, test = PROTOCOLS[protocol["name"]].split(train, test, protocol)
     train, val = hold_out(train, float(cfg.get("val_fraction", 0.0)), split_seed)
+    train = subset(train, cfg.get("train_subset"), split_seed)
     mean, std = channel_stats(train.x)
     data = ImageData(cfg["name"], train, test, int(cfg["num_classes"]), mean, std, val)
     declared = tuple(cfg["shape"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from adaptrun.core.errors import DatasetError
 from adaptrun.data.images import Split
 
 
@@ -27,18 +28,38 @@ def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | N
     """
     if fraction <= 0:
         return train, None
-    order = _permutation(len(train), seed)
-    labels = train.y[order]
-    position = torch.empty(len(train), dtype=torch.float64)
-    for cls in labels.unique():
-        members = (labels == cls).nonzero().squeeze(1)
-        position[members] = (torch.arange(len(members), dtype=torch.float64) + 0.5) / len(members)
     n_val = max(1, round(fraction * len(train)))
-    val_idx = order[position.argsort(stable=True)[:n_val]].sort().values
+    val_idx = _stratified(train, seed)[:n_val].sort().values
     keep = torch.ones(len(train), dtype=torch.bool)
     keep[val_idx] = False
     train_idx = keep.nonzero().squeeze(1)
     return Split(train.x[train_idx], train.y[train_idx]), Split(train.x[val_idx], train.y[val_idx])
+
+
+def _stratified(split: Split, seed: int) -> torch.Tensor:
+    """Every sample's index, seeded and stratified: ranked by its relative position inside
+    its own shuffled class, so that any leading part holds each class's share."""
+    order = _permutation(len(split), seed)
+    labels = split.y[order]
+    position = torch.empty(len(split), dtype=torch.float64)
+    for cls in labels.unique():
+        members = (labels == cls).nonzero().squeeze(1)
+        position[members] = (torch.arange(len(members), dtype=torch.float64) + 0.5) / len(members)
+    return order[position.argsort(stable=True)]
+
+
+def subset(split: Split, size: int | None, seed: int) -> Split:
+    """A seeded, stratified ``size`` samples of ``split`` (None: all of it), to iterate on
+    a large dataset where a full epoch takes minutes (dataset.train_subset)."""
+    if size is None:
+        return split
+    if size > len(split):
+        raise DatasetError(
+            f"dataset.train_subset={size} exceeds the {len(split)} training samples; "
+            "choose a smaller subset or null"
+        )
+    idx = _stratified(split, seed + 1)[:size].sort().values  # +1: not the hold-out's draw
+    return Split(split.x[idx], split.y[idx])
 
 
 def fold_ids(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:

@@ -136,6 +136,7 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
             "(or data_root, or the ADAPTRUN_DATA variable) at the folder that holds the data"
         )
     files = source.files(root)
+    root, files = _in_place(source, root, files)
     for path, _ in files:  # compressed copies left by torchvision's download or a package
         if not path.is_file() and path.with_name(path.name + ".gz").is_file():
             extract_gz(name, path)
@@ -164,6 +165,34 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
             f"({type(exc).__name__}: {exc}); delete them and download again"
         ) from exc
     return train, test
+
+
+def extracted_dir(name: str) -> Path:
+    """Where a dataset whose files lie flat in a folder gets torchvision's layout: the
+    user's cache (XDG_CACHE_HOME, else ~/.cache), never the data folder itself."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(cache) / "adaptrun" / "extracted" / name
+
+
+def _in_place(
+    source: Source, root: Path, files: list[tuple[Path, str | None]]
+) -> tuple[Path, list[tuple[Path, str | None]]]:
+    """The folder to read and its files. An IDX dataset whose files (or their .gz) lie
+    directly in ``root``, as Debian's dataset-fashion-mnist puts them, read-only, in
+    /usr/share/datasets/fashion-mnist, is used from there: extracted once into
+    extracted_dir in torchvision's layout. Any other folder is read as it is."""
+    if source.family != "mnist" or all(path.is_file() for path, _ in files):
+        return root, files
+    flat = [root / path.name for path, _ in files]
+    if not all(p.is_file() or p.with_name(p.name + ".gz").is_file() for p in flat):
+        return root, files
+    cache = extracted_dir(source.name)
+    moved = source.files(cache)
+    for (target, _), found in zip(moved, flat, strict=True):
+        if not target.is_file():
+            packed = found if found.is_file() else found.with_name(found.name + ".gz")
+            extract_gz(source.name, target, packed)
+    return cache, moved
 
 
 def _split(arrays: Arrays) -> Split:

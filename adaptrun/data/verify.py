@@ -51,14 +51,17 @@ def check_idx(dataset: str, path: Path, dims: int) -> None:
         )
 
 
-def extract_gz(dataset: str, path: Path) -> None:
-    """``path`` from ``path.gz`` beside it (torchvision's download leaves both; Debian's
-    dataset-fashion-mnist ships only the compressed files). Written through a temporary
-    file and a rename, which torchvision's extract_archive does not do, so a run stopped
-    mid-way leaves nothing the next run would trust."""
-    source = path.with_name(path.name + ".gz")
+def extract_gz(dataset: str, path: Path, source: Path | None = None) -> None:
+    """``path`` from ``source`` (default ``path.gz`` beside it: torchvision's download
+    leaves both; Debian's dataset-fashion-mnist ships only the compressed files; a source
+    not ending in .gz is copied). Written through a temporary file and a rename, which
+    torchvision's extract_archive does not do, so a run stopped mid-way leaves nothing the
+    next run would trust."""
+    source = source if source is not None else path.with_name(path.name + ".gz")
+    opener = gzip.open if source.suffix == ".gz" else open
     try:
-        with gzip.open(source, "rb") as compressed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with opener(source, "rb") as compressed:
             replace_atomically(path, lambda f: shutil.copyfileobj(compressed, f))
     except (OSError, EOFError) as exc:
         raise DatasetError(

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from adaptrun.activations import activation_modules
 from adaptrun.records import hparams as hp
 
 
@@ -30,20 +31,34 @@ class Board:
             self.writer.add_scalar(name, value, step)
 
     def slopes(self, model: nn.Module, step: int) -> None:
-        """Whatever the model's modules offer through ``slopes(name)``: a scalar as a
-        scalar, a tensor as a histogram and its mean."""
+        """Whatever the model's modules offer through ``slopes(name)`` (the slope family's
+        n*a), under ``slopes/``; every other activation's own trainable parameters under
+        their names, ``activation/<module>.<parameter>`` (a user's Snake alpha needs no
+        hook). A scalar as a scalar, a tensor as a histogram and its mean."""
         slopes: dict[str, torch.Tensor] = {}
+        own: dict[str, torch.Tensor] = {}
+        activations = {id(m) for m in activation_modules(model)}
+        seen: set[int] = set()
         for name, module in model.named_modules():
             offered = getattr(module, "slopes", None)
             if callable(offered):
                 slopes.update(offered(name))
-        for name, slope in slopes.items():
-            slope = slope.detach().float()
-            if slope.numel() == 1:
-                self.writer.add_scalar(f"slopes/{name}", slope.item(), step)
+            elif id(module) in activations:
+                for key, param in module.named_parameters():
+                    if param.requires_grad and id(param) not in seen:
+                        seen.add(id(param))
+                        own[f"{name}.{key}"] = param
+        self._values("slopes", slopes, step)
+        self._values("activation", own, step)
+
+    def _values(self, group: str, values: Mapping[str, torch.Tensor], step: int) -> None:
+        for name, value in values.items():
+            value = value.detach().float()
+            if value.numel() == 1:
+                self.writer.add_scalar(f"{group}/{name}", value.item(), step)
             else:
-                self.writer.add_histogram(f"slopes/{name}", slope, step)
-                self.writer.add_scalar(f"slopes_mean/{name}", slope.mean().item(), step)
+                self.writer.add_histogram(f"{group}/{name}", value, step)
+                self.writer.add_scalar(f"{group}_mean/{name}", value.mean().item(), step)
 
     def figures(self, step: int, figures: Mapping[str, Any]) -> None:
         for name, figure in figures.items():

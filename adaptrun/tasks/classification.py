@@ -113,7 +113,8 @@ class ClassificationTask:
         return {}
 
     def settings(self) -> dict[str, Any]:
-        return {"data_seed": self.data_seed}  # what drew the hold-out and any drawn test split
+        # what drew the hold-out, a train subset and any drawn test split; what trained
+        return {"data_seed": self.data_seed, "train_samples": len(self.data.train)}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
