@@ -239,6 +239,22 @@ def test_printing_commands_never_import_torch_or_matplotlib(tmp_path, args):
     assert not imported & {"torch", "matplotlib", "torchvision", "sklearn"}
 
 
+@pytest.mark.slow
+def test_a_run_imports_only_what_it_uses(tmp_path):
+    """The default run draws no figure and reads no report: no matplotlib, pandas,
+    scipy.stats, scikit-learn or torchvision on its path (the import list, not a time).
+    torch._dynamo is there: torch.optim loads it on an optimizer's first call."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "adaptrun", "trainer.epochs=1",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert {"torch", "hydra", "tensorboard"} <= imported
+    assert not imported & {"matplotlib", "pandas", "scipy.stats", "sklearn", "torchvision"}
+
+
 def test_help_lists_every_option_with_what_it_is(tmp_path):
     from adaptrun.config.options import config_dir, options
 
