@@ -20,8 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -109,6 +107,8 @@ def _race(
     (so that a passing moment of load falls on both), each turn at least ``span``
     seconds of calls (a small network's step is a millisecond: one call is noise), after
     one warm-up call each."""
+    import torch  # here: the CLI imports this module for --help, which loads no torch
+
     before = torch.get_num_threads()
     times: dict[int, list[float]] = {1: [], threads: []}
     try:
