@@ -314,3 +314,10 @@ def compare(ref: nn.Module, fused: nn.Module, x: torch.Tensor, atol: float = 1e-
     assert params, "an adaptive activation has parameters"
     for name, p in ref.named_parameters():
         torch.testing.assert_close(params[name].grad, p.grad, atol=1e-4, rtol=1e-3)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (in file order), then the fast ones: the workers start on the
+    long tests and finish on short ones, instead of one worker running a 40 s test alone
+    at the end while the other waits (longest-first scheduling)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
