@@ -369,6 +369,7 @@ def test_a_truncated_event_file_is_named_and_left_out_of_the_curve(small_sweep, 
     assert loss_curve(runs["seed=1,trainer.epochs=2"]) is not None
 
 
+@pytest.mark.slow  # the small_sweep fixture runs a sweep
 def test_the_report_counts_a_repeated_run_once_and_says_so(small_sweep, tmp_path):
     import shutil
 

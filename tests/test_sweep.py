@@ -97,7 +97,6 @@ def test_rerunning_a_sweep_skips_finished_runs(failing_sweep, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_report_cost_times_each_cell_side_by_side_and_names_what_it_cannot(failing_sweep, tmp_path):
     """The sweep's jobs were timed one after another: the report leaves their seconds out;
     --cost builds each cell's config and times its step here, cells taking turns."""
@@ -135,6 +134,7 @@ def test_report_cost_times_each_cell_side_by_side_and_names_what_it_cannot(faili
     assert SEPARATELY_TIMED in speed and "x seconds" not in speed
 
 
+@pytest.mark.slow
 def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep):
     sweep, _, _ = failing_sweep
     result = subprocess.run(
