@@ -222,7 +222,9 @@ def test_log_lines_go_around_the_progress_bar_on_a_terminal(tmp_path):
     assert all(p.startswith("[20") for p in records), [p for p in records if p[:3] != "[20"]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job", "activation=global"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--cfg", "job", "activation=global"], ["--help", "optimizer"]]
+)
 def test_printing_commands_never_import_torch_or_matplotlib(tmp_path, args):
     """--help, --cfg and shell completion compose the config without the typed schemas
     (torch is imported only when a run starts)."""
@@ -253,6 +255,33 @@ def test_a_run_imports_only_what_it_uses(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert {"torch", "hydra", "tensorboard"} <= imported
     assert not imported & {"matplotlib", "pandas", "scipy.stats", "sklearn", "torchvision"}
+
+
+def test_help_for_a_group_lists_its_options_and_the_keys_each_sets(tmp_path):
+    from adaptrun.config.options import config_dir, options
+
+    result = run_cli(["--help", "activation"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "activation options (activation=OPTION; * marks the default):"
+    for option in options(config_dir()):
+        if option.group == "activation":
+            mark = "*" if option.default else " "
+            assert f"  {mark} {option.name:<22} {option.description}" in lines
+    assert any(
+        line.startswith(
+            "  neuronwise_slope: name=neuronwise_slope, family=slope, variant=neuronwise"
+        )
+        and "slope_recovery=1.0" in line
+        for line in lines
+    )
+    assert lines[-1] == "Everything an option composes to: adaptrun --cfg job activation=OPTION"
+    wrong = run_cli(["--help", "activations"], cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert wrong.stderr == (
+        "adaptrun: error: no option group 'activations'; groups: activation, augmentation, "
+        "dataset, experiment, model, optimizer, protocol, task\n"
+    )
 
 
 def test_help_lists_every_option_with_what_it_is(tmp_path):

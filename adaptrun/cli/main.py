@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from adaptrun.config.options import config_dir, help_text
+from adaptrun.config.options import config_dir, group_help, groups, help_text
 from adaptrun.config.resolvers import register_resolvers
 from adaptrun.core.errors import UserError, describe_error, disk_full
 from adaptrun.core.interrupt import STOP, exit_if_orphaned, stop_with_the_sweep
@@ -219,7 +219,19 @@ def main() -> None:
     """Console-script entry point."""
     logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks
     if {"--help", "-h"} & set(sys.argv[1:]):
-        print(help_text(config_dir()), end="")
+        named = [a for a in sys.argv[1:] if a not in ("--help", "-h")]
+        if not named:
+            print(help_text(config_dir()), end="")
+            return
+        text = group_help(config_dir(), named[0])
+        if text is None:
+            print(
+                f"adaptrun: error: no option group {named[0]!r}; groups: "
+                + ", ".join(groups(config_dir())),
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        print(text, end="")
         return
     if not PRINT_ONLY & set(sys.argv[1:]):
         load_plugins()  # the typed schemas every option's yaml extends

@@ -59,3 +59,32 @@ def help_text(conf: Path) -> str:
         lines.append(f"   {mark} {option.name:<22} {option.description}")
     lines += ["", "See any composed config: adaptrun --cfg job [group=option ...]"]
     return "\n".join([*lines, help_cfg["footer"].rstrip()]) + "\n"
+
+
+def group_help(conf: Path, group: str) -> str | None:
+    """``adaptrun --help GROUP``: the group's options with what each is, then the keys
+    each option's file sets (its typed schema may add more: ``adaptrun --cfg job
+    GROUP=OPTION`` prints everything composed). None if there is no such group."""
+    found = [o for o in options(conf) if o.group == group]
+    if not found:
+        return None
+    lines = [f"{group} options ({group}=OPTION; * marks the default):"]
+    lines += [f"  {'*' if o.default else ' '} {o.name:<22} {o.description}" for o in found]
+    lines += ["", f"Keys each option sets (override as {group}.KEY=VALUE):"]
+    for option in found:
+        data = yaml.safe_load((conf / group / f"{option.name}.yaml").read_text()) or {}
+        keys = {k: v for k, v in data.items() if k != "defaults"} if isinstance(data, dict) else {}
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in keys.items()) or "(none of its own)"
+        lines.append(f"  {option.name}: {shown}")
+    lines += ["", f"Everything an option composes to: adaptrun --cfg job {group}=OPTION"]
+    return "\n".join(lines) + "\n"
+
+
+def _short(value: object) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    text = text.removesuffix("\n...").strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def groups(conf: Path) -> list[str]:
+    return sorted({o.group for o in options(conf)})
