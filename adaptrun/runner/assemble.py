@@ -23,7 +23,7 @@ from adaptrun.tasks import Task
 from adaptrun.training import fastpaths
 from adaptrun.training.loop import Loop
 from adaptrun.training.optim import build_optimizer
-from adaptrun.training.steps import build_step, resolve_compile
+from adaptrun.training.steps import Step, build_step, resolve_compile
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -52,6 +52,24 @@ def build_run(
     return task, model
 
 
+def run_step(
+    cfg: DictConfig,
+    checked: Checked,
+    model: torch.nn.Module,
+    task: Task,
+    precision: str,
+    runs: int | None = None,
+    template: torch.nn.Module | None = None,
+) -> tuple[Step, bool]:
+    """The step a run of this config trains with, and whether trainer.compile resolved to
+    compiled: the runner's and the report's cost measurement's one way to build it."""
+    device = next(model.parameters()).device
+    functional = checked.task.capabilities.functional_loss
+    compiled = resolve_compile(cfg.trainer.compile, task, device, functional)
+    step = build_step(model, task, compiled, precision, cfg.optimizer, functional, runs, template)
+    return step, compiled
+
+
 def timed_step(cfg: DictConfig) -> tuple[Callable[[], None], str]:
     """One training step of this config as its run takes it (fast paths, compile setting,
     optimizer), over its own batches in turn, and the device it runs on: what the report
@@ -64,8 +82,7 @@ def timed_step(cfg: DictConfig) -> tuple[Callable[[], None], str]:
     model = fastpaths.apply(fast, model, task, device)
     loop = dataclasses.replace(Loop.from_config(cfg.trainer), precision=fast.precision)
     optimizer = build_optimizer(model, cfg.optimizer)
-    compiled = resolve_compile(cfg.trainer.compile, task, device, caps.functional_loss)
-    step = build_step(model, task, compiled, loop.precision, cfg.optimizer, caps.functional_loss)
+    step, _ = run_step(cfg, checked, model, task, loop.precision)
     batches = itertools.cycle(list(itertools.islice(task.train_batches(0), 8)))
 
     def one() -> Any:

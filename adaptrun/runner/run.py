@@ -37,15 +37,15 @@ from adaptrun.records.hparams import run_hparams
 from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker, write_failure
 from adaptrun.runner.allocator import keep_freed_memory
-from adaptrun.runner.assemble import build_run, resolve_device
+from adaptrun.runner.assemble import build_run, resolve_device, run_step
 from adaptrun.runner.lock import folder_lock
 from adaptrun.runner.threads import ThreadChoice, choose_threads
 from adaptrun.tasks import Task
+from adaptrun.tasks.protocol import Trainable
 from adaptrun.training import fastpaths
-from adaptrun.training.loop import Loop, Trainable, train
+from adaptrun.training.loop import Loop, train
 from adaptrun.training.optim import build_optimizer, build_schedule
 from adaptrun.training.stacked import isolating, stack_size, together
-from adaptrun.training.steps import build_step, resolve_compile
 
 log = logging.getLogger(__name__)
 
@@ -298,24 +298,16 @@ def _train(
             start = saver.apply(resumed, plan) if resumed else checkpoint.Position()
             if start.step:
                 log.info("resuming from %s at step %d", saver.path, start.step)
-            runs = f"{len(specs)} stacked runs" if len(specs) > 1 else cfg.model.name
-            log.info("training %s on %s for %d steps (%s)", runs, cfg.dataset.name, total, device)
-            functional = caps.functional_loss
-            compiled = resolve_compile(cfg.trainer.compile, tasks[0], device, functional)
+            what = f"{len(specs)} stacked runs" if len(specs) > 1 else cfg.model.name
+            log.info("training %s on %s for %d steps (%s)", what, cfg.dataset.name, total, device)
+            runs, one_run = stack_size(models), models[0]
+            step_fn, compiled = run_step(
+                cfg, checked, model, tasks[0], loop.precision, runs, one_run
+            )
             log.info(
                 "step: %s (trainer.compile=%s)",
                 "compiled" if compiled else "eager",
                 cfg.trainer.compile,
-            )
-            step_fn = build_step(
-                model,
-                tasks[0],
-                compiled,
-                loop.precision,
-                cfg.optimizer,
-                functional,
-                runs=stack_size(models),
-                template=models[0],
             )
             step_fn = isolating(step_fn, optimizer, tracker)
             status = train(
@@ -367,7 +359,6 @@ def _threads(
     generators untouched, so the run's randomness is as it would be without)."""
     kept = (resumed or {}).get("meta", {}).get("threads")
     if kept:
-        torch.set_num_threads(int(kept["count"]))
         return ThreadChoice(int(kept["count"]), f"{kept['why']} (kept on resume)")
     probe = None
     if device.type == "cpu":

@@ -9,7 +9,21 @@ import torch
 from torch import nn
 
 
-class Task(Protocol):
+class Trainable(Protocol):
+    """What the training loop asks of a task: a run's Task, or a stack of runs'
+    (``adaptrun.training.stacked.StackedTask``, whose metrics come per run)."""
+
+    @property
+    def steps_per_epoch(self) -> int: ...
+
+    def train_batches(self, epoch: int) -> Iterator[Any]: ...
+
+    def loss(self, model: nn.Module, batch: Any, functional: bool = False) -> torch.Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> Any: ...
+
+
+class Task(Trainable, Protocol):
     """Batches, a loss and metrics for one run; the loop knows nothing else about it.
 
     goals: each reported metric and whether ``min`` or ``max`` is better.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import Any, Protocol
 
@@ -15,21 +15,8 @@ from adaptrun.activations import model_penalty
 from adaptrun.core.interrupt import STOP
 from adaptrun.records.checkpoint import Checkpoints, Position
 from adaptrun.records.track import Logged
+from adaptrun.tasks.protocol import Trainable
 from adaptrun.training.steps import Step
-
-
-class Trainable(Protocol):
-    """What the loop asks of a task: a run's ``adaptrun.tasks.Task``, or a stack of runs'
-    (``adaptrun.training.stacked.StackedTask``, whose metrics come per run)."""
-
-    @property
-    def steps_per_epoch(self) -> int: ...
-
-    def train_batches(self, epoch: int) -> Iterator[Any]: ...
-
-    def loss(self, model: nn.Module, batch: Any, functional: bool = False) -> torch.Tensor: ...
-
-    def evaluate(self, model: nn.Module) -> Any: ...
 
 
 class Records(Protocol):

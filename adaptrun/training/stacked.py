@@ -26,7 +26,8 @@ from torch.func import functional_call
 from adaptrun.core.errors import describe_error, disk_full
 from adaptrun.records.track import Logged, LossWindow, Tracker
 from adaptrun.tasks import Task
-from adaptrun.training.loop import Records, Trainable
+from adaptrun.tasks.protocol import Trainable
+from adaptrun.training.loop import Records
 from adaptrun.training.steps import FunctionalStep, Step
 
 T = TypeVar("T")
