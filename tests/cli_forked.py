@@ -1,14 +1,14 @@
-"""Run ``adaptrun`` many times from one process that has imported it once: each command
-runs the real entry point (``adaptrun.cli.main.main``) in a forked child with its own argv,
-folder, environment, stdout and stderr, so the suite pays torch's import (and the rest of
-what a run imports: torch's compiler, which its optimizers load, TensorBoard, matplotlib)
-once per test worker instead of once per command. Only the imports are shared: the
-server itself never runs a command, so each child starts from the state a fresh
-``python -m adaptrun`` would have after its imports.
+"""Run ``adaptrun`` many times from one process that has imported it once (the tests'
+``run_cli``): each command runs the real entry point (``adaptrun.cli.main.main``) in a
+forked child with its own argv, folder, environment, stdout and stderr, so the suite pays
+torch's import (and the rest of what a run imports: torch's compiler, which its optimizers
+load, TensorBoard, matplotlib) once per test worker instead of once per command. Only the
+imports are shared: the server itself never runs a command, so each child starts from the
+state a fresh ``python -m adaptrun`` would have after its imports.
 
-    python cli_forked.py CASES_JSON   (a list of {"args": [...], "cwd": ..., "out": ...})
-    python cli_forked.py --serve      (one such case per line on stdin; replies on stdout:
-                                       the child's pid, then its exit code)
+    python cli_forked.py --serve   (one {"args": [...], "cwd": ..., "out": ..., "env": {...}}
+                                    per line on stdin; replies on stdout: the child's pid,
+                                    then its exit code)
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ def start(case: dict) -> int:
         return pid
     os.setpgid(0, 0)  # its own process group: a timeout stops it and what it started
     os.chdir(case["cwd"])
-    if "env" in case:
-        os.environ.clear()
-        os.environ.update(case["env"])
+    os.environ.clear()
+    os.environ.update(case["env"])
     for fd, name in ((1, "stdout"), (2, "stderr")):
         handle = os.open(f"{case['out']}.{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(handle, fd)
@@ -66,15 +65,7 @@ def finish(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-if sys.argv[1:] == ["--serve"]:
-    for line in sys.stdin:
-        pid = start(json.loads(line))
-        print(pid, flush=True)
-        print(finish(pid), flush=True)
-else:
-    with open(sys.argv[1]) as f:
-        cases = json.load(f)
-    for case in cases:
-        code = finish(start(case))
-        with open(f"{case['out']}.rc", "w") as f:
-            f.write(str(code))
+for line in sys.stdin:
+    pid = start(json.loads(line))
+    print(pid, flush=True)
+    print(finish(pid), flush=True)

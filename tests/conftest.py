@@ -136,37 +136,13 @@ atexit.register(_SERVER.close)
 def run_cli_many(
     commands: Sequence[tuple[Sequence[str], Path]], timeout: float = 300
 ) -> list[subprocess.CompletedProcess]:
-    """Each ``(args, cwd)`` as ``adaptrun ARGS`` run in ``cwd``, in a child forked from one
-    process that imported adaptrun once (cli_forked.py): the same entry point, exit code
-    and output as ``run_cli``, without paying torch's import per command."""
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"adaptrun-cli-{os.getpid()}-{time.time_ns()}"
-    work.mkdir(parents=True)
-    cases = [
-        {"args": list(args), "cwd": str(cwd), "out": str(work / str(i))}
-        for i, (args, cwd) in enumerate(commands)
+    """Each ``(args, cwd)`` as ``run_cli`` runs it (a child of this worker's CLI server),
+    the whole list within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    return [
+        run_cli(args, Path(cwd), timeout=max(1.0, deadline - time.monotonic()))
+        for args, cwd in commands
     ]
-    (work / "cases.json").write_text(json.dumps(cases))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    script = Path(__file__).with_name("cli_forked.py")
-    subprocess.run(
-        [sys.executable, str(script), str(work / "cases.json")],
-        env=env,
-        check=True,
-        timeout=timeout,
-    )
-    results = []
-    for (args, _), case in zip(commands, cases, strict=True):
-        out = Path(case["out"])
-        results.append(
-            subprocess.CompletedProcess(
-                list(args),
-                int(Path(f"{out}.rc").read_text()),
-                Path(f"{out}.stdout").read_text(),
-                Path(f"{out}.stderr").read_text(),
-            )
-        )
-    return results
 
 
 @contextlib.contextmanager
