@@ -357,16 +357,17 @@ def test_the_report_names_damaged_files_and_shows_every_recorded_run(small_sweep
 
 @pytest.mark.slow  # the small_sweep fixture runs a sweep
 def test_a_truncated_event_file_is_named_and_left_out_of_the_curve(small_sweep, tmp_path, caplog):
-    from adaptrun.report.plots import loss_curve
+    from adaptrun.report.curves import Events
     from adaptrun.report.runs import read_sweep
 
     sweep = _copy(small_sweep, tmp_path)
     [events] = (sweep / "seed=0,trainer.epochs=2").glob("events.out.tfevents.*")
     events.write_bytes(events.read_bytes()[:200])
     runs = {r.folder.name: r for r in read_sweep(sweep).runs}
-    assert loss_curve(runs["seed=0,trainer.epochs=2"]) is None
+    events = Events()
+    assert events.curve(runs["seed=0,trainer.epochs=2"], "train/loss") is None
     assert "end at step" in caplog.text or "cannot be read" in caplog.text
-    assert loss_curve(runs["seed=1,trainer.epochs=2"]) is not None
+    assert events.curve(runs["seed=1,trainer.epochs=2"], "train/loss") is not None
 
 
 @pytest.mark.slow  # the small_sweep fixture runs a sweep

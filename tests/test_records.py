@@ -160,7 +160,7 @@ def test_an_activation_without_a_slopes_hook_logs_its_parameters_under_their_nam
             return x + torch.sin(self.alpha * x) ** 2 / self.alpha
 
     snake = Snake()
-    setattr(snake, MARK, True)  # what the activation factory marks its modules with
+    setattr(snake, MARK, (4,))  # what the activation factory marks its modules with: the shape
     slope = ActivationFactory(SlopeConfig(variant="layerwise"))((4,))
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), snake, torch.nn.Linear(4, 4), slope)
     board = Board(tmp_path)

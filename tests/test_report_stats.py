@@ -94,8 +94,8 @@ def test_results_give_intervals_and_tests_against_the_fixed_baseline(grid):
     text = markdown_metric_table(grid, "final_test_acc", base)
     low, high = table.loc["adact", "ci_low"], table.loc["adact", "ci_high"]
     p = table.loc["adact", "p_value"]
-    assert f"**0.7 [{low:.4g}, {high:.4g}] (n=3, p={p:.2g})** [1 failed, 1 missing]" in text
-    assert "0.66 [" in text and "(n=3, baseline)" in text
+    assert f"**0.7 [{low:.4g}, {high:.4g}] (3 runs, p={p:.2g})** [1 failed, 1 missing]" in text
+    assert "0.66 [" in text and "(3 runs, baseline)" in text
     with pytest.raises(ValueError, match="'gelu' is not a column; columns: relu, adact"):
         baseline_column(grid, "gelu")
     assert baseline_column(grid, "adact") == "adact"
@@ -150,7 +150,7 @@ def test_published_values_stand_beside_ours(grid):
     lines = {line.split("|")[2].strip(): line for line in text.splitlines() if "vgg1/" in line}
     adact = [part.strip() for part in lines["adact"].split("|")[1:-1]]
     assert adact[2:] == ["0.678", f"0.7 [{table.loc['adact', 'ci_low']:.4g}, "
-                         f"{table.loc['adact', 'ci_high']:.4g}] (n=3)", "yes"]  # fmt: skip
+                         f"{table.loc['adact', 'ci_high']:.4g}] (3 runs)", "yes"]  # fmt: skip
     relu = [part.strip() for part in lines["relu"].split("|")[1:-1]]
     assert relu[2] == "0.6656" and relu[4] == "yes"  # 0.6656 inside [0.6352, 0.6848]
     assert reference_table(grid, "final_test_loss").empty  # no value published for it

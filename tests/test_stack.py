@@ -100,7 +100,7 @@ def test_report_shows_stacked_runs_as_runs(tmp_path):
     report(sweep)
     table = (sweep / "report.md").read_text().split("## Results")[1].split("##")[0]
     assert "| mlp/digits | " in table
-    assert table.count("(n=2") == 2  # two seeds per activation, no container rows
+    assert table.count("(2 runs") == 2  # two seeds per activation, no container rows
     assert "missing" not in table
 
 

@@ -25,7 +25,9 @@ from hydra import compose, initialize_config_dir
 from adaptrun.config.options import config_dir
 from adaptrun.records.checkpoint import FILENAME
 from adaptrun.report.cli import main as report_main
-from adaptrun.report.plots import band
+from adaptrun.report.curves import band
+from adaptrun.report.plots import panels
+from adaptrun.report.runs import build_grid, load_runs
 from adaptrun.runner.run import run
 
 EPOCHS = "trainer.epochs=2"
@@ -178,7 +180,7 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     table = report.split("## Results")[1].split("##")[0]
     assert re.search(r"\| run +\| relu +\| global +\|", table)
     assert f"**{means[best]:.4g} [" in table
-    assert "(n=2, baseline)" in table
+    assert "(2 runs, baseline)" in table
     assert table.count("— [2 failed]") == 2  # failed runs are shown, never dropped
 
     conv = [
@@ -197,7 +199,10 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
             )
 
     image = plt.imread(sweep / "train_loss.png")
-    assert image.shape[:2] == (456, 1200)  # one panel per dataset: two side by side
+    height, width = image.shape[:2]
+    assert width > 2.4 * height  # one panel per dataset, side by side, the legend beside
+    grid = build_grid(load_runs(sweep))
+    assert [p.title.split("\n")[0] for p in panels(grid)] == list(grid.cells)
     assert image[..., :3].std() > 0.05  # not blank
     spread = plt.imread(sweep / "distribution.png")
     assert spread.shape[1] > spread.shape[0] and spread[..., :3].std() > 0.05
@@ -206,14 +211,19 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
     assert "## Cost" in report and " params |" in report.split("## Cost")[1]
 
 
-def test_loss_band_is_taken_in_log_space_at_the_epochs_all_runs_share():
+def test_loss_band_is_taken_in_log_space_at_the_steps_all_runs_share():
     a = (np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.1, 0.01]))
     b = (np.array([1.0, 2.0]), np.array([100.0, 0.001]))
-    x, mean, std = band([a, b])
+    x, mean, low, high = band([a, b], log_scale=True)
     assert x.tolist() == [1.0, 2.0]
-    assert mean.tolist() == pytest.approx([1.0, -2.0])  # log10: (0 + 2) / 2, (-1 - 3) / 2
-    assert std.tolist() == pytest.approx([2**0.5, 2**0.5])
-    assert (10 ** (mean - 2 * std) > 0).all()
+    assert np.log10(mean).tolist() == pytest.approx([1.0, -2.0])  # (0 + 2) / 2, (-1 - 3) / 2
+    assert np.log10(high / mean).tolist() == pytest.approx([2 * 2**0.5, 2 * 2**0.5])
+    assert (low > 0).all()
+    x, mean, low, high = band([a, b], log_scale=False)  # a linear metric: plain mean, std
+    assert mean.tolist() == pytest.approx([50.5, 0.0505])
+    assert (high - mean).tolist() == pytest.approx(
+        [2 * np.std([1, 100], ddof=1), 2 * np.std([0.1, 0.001], ddof=1)]
+    )
 
 
 @pytest.mark.slow  # the failing_sweep fixture runs a sweep

@@ -22,6 +22,7 @@ from adaptrun.activations.family import (
     activation_modules,
     activation_parameters,
     family_of,
+    inert_settings,
 )
 from adaptrun.activations.piecewise import APL, AdAct, AdActConfig, APLConfig
 from adaptrun.activations.recovery import NORMALIZATIONS, model_penalty, slope_recovery
@@ -52,6 +53,7 @@ __all__ = [
     "activation_modules",
     "activation_parameters",
     "family_of",
+    "inert_settings",
     "make_base",
     "model_penalty",
     "slope_recovery",

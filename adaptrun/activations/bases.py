@@ -93,5 +93,6 @@ FAMILIES.register(
         check=_check_fixed,
         capabilities=lambda c: Capabilities(molf=True, second_derivatives=c.base in SMOOTH),
         doc="a fixed function: relu, leaky_relu, tanh, sigmoid, sin, gelu, silu, prelu",
+        inert=("n", "slope_recovery"),
     )
 )

@@ -32,7 +32,7 @@ from torch import nn
 from adaptrun.core.errors import ConfigError, is_number, nearest
 from adaptrun.core.registry import Registry
 
-MARK = "adaptrun_activation"  # set on every module a factory builds
+MARK = "adaptrun_activation"  # set on every module a factory builds: its call site's shape
 GRANULARITIES = ("channel", "element")
 
 
@@ -108,6 +108,9 @@ class ActivationFamily:
     # stack (hydra/sweeper=stacked); each with what must still be equal within a stack
     # (its value -> a class; runs stack only within one), or None
     per_run: Mapping[str, Callable[[str], str] | None] = dataclasses.field(default_factory=dict)
+    # settings it accepts and applies to nothing (the fixed family's n), so one sweep over
+    # them can include it: the report and the dashboard leave them out of what ran
+    inert: tuple[str, ...] = ()
 
     def capabilities_of(self, config: Any) -> Capabilities:
         caps = self.capabilities
@@ -142,6 +145,13 @@ def family_of(config: Any) -> tuple[ActivationFamily, Any]:
     return FAMILIES[config.family], config
 
 
+def inert_settings(activation: Mapping[str, Any]) -> tuple[str, ...]:
+    """The settings of an activation config (a composed section or a plain mapping) its
+    family applies to nothing, so no record of it lists them as what ran."""
+    family = str(activation.get("family", ""))
+    return FAMILIES[family].inert if family in FAMILIES else ()
+
+
 def unit_shape(shape: tuple[int, ...], granularity: str) -> tuple[int, ...]:
     """Per-unit parameter shape: per feature, per channel (C, 1, 1) or per element."""
     if len(shape) == 3 and granularity == "channel":
@@ -168,8 +178,14 @@ class ActivationFactory:
 
     def __call__(self, shape: Sequence[int]) -> nn.Module:
         module = self.family.build(self.config, tuple(int(s) for s in shape), self.shared)
-        setattr(module, MARK, True)
+        setattr(module, MARK, tuple(int(s) for s in shape))
         return module
+
+
+def site_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """One sample's feature shape at the call site a factory built ``module`` for."""
+    shape = getattr(module, MARK, None)
+    return shape if isinstance(shape, tuple) else None
 
 
 def activation_modules(model: nn.Module) -> list[nn.Module]:
@@ -179,7 +195,7 @@ def activation_modules(model: nn.Module) -> list[nn.Module]:
     for module in model.modules():
         if id(module) in inside:
             continue
-        if getattr(module, MARK, False):
+        if hasattr(module, MARK):
             found.append(module)
             inside.update(id(m) for m in module.modules())
     return found

@@ -1,43 +1,122 @@
-"""Pictures of learned activation functions, for TensorBoard."""
+"""Learned activation functions: each unit's function on a grid of inputs, drawn into
+TensorBoard and summarised (as numbers) for the report's comparison figure."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from adaptrun.activations.family import activation_modules, site_shape
 from adaptrun.core.figures import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 SHOWN_UNITS = 4
+PROBE_VALUES = 1 << 22  # points x units a probe may evaluate (16 MiB of float32)
+log = logging.getLogger(__name__)
+
+
+def _learnable(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules whose function can change in training, by name: those that offer
+    ``curves(x)`` and the factory-built activations with trainable parameters (a user's
+    class needs no hook: it is probed)."""
+    built = {id(m) for m in activation_modules(model)}
+    found: list[tuple[str, nn.Module]] = []
+    inside: set[int] = set()
+    for name, module in model.named_modules():
+        if id(module) in inside:
+            continue
+        offers = callable(getattr(module, "curves", None))
+        trains = id(module) in built and any(p.requires_grad for p in module.parameters())
+        if offers or trains:
+            found.append((name, module))
+            inside.update(id(m) for m in module.modules())
+    return found
 
 
 def has_curves(model: nn.Module) -> bool:
-    """Whether any module of the model can draw its learned function."""
-    return any(callable(getattr(m, "curves", None)) for m in model.modules())
+    """Whether any module of the model has a learned function to draw."""
+    return bool(_learnable(model))
+
+
+def unit_functions(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """(points, units): the function each unit computes on ``x``, from ``curves(x)`` or,
+    for an elementwise module without it, by probing: every unit of its call site gets the
+    same inputs. None where it cannot be probed (a shape the probe cannot feed, too many
+    units, an error: a module need not be elementwise)."""
+    curves = getattr(module, "curves", None)
+    if callable(curves):
+        return curves(x).reshape(len(x), -1)
+    shape = site_shape(module)
+    if shape is None:
+        return None
+    units = int(torch.Size(shape).numel())
+    if len(x) * units > PROBE_VALUES:
+        log.debug("%s: %d units are too many to probe", type(module).__name__, units)
+        return None
+    try:
+        y = module(x.view(-1, *[1] * len(shape)).expand(-1, *shape))
+    except Exception as exc:  # a module that is not elementwise: nothing to draw
+        log.debug("%s cannot be probed: %s", type(module).__name__, exc)
+        return None
+    if not isinstance(y, torch.Tensor) or y.shape != (len(x), *shape):
+        return None
+    return y.reshape(len(x), -1)
+
+
+@torch.no_grad()
+def learned_functions(
+    model: nn.Module, low: float = -4.0, high: float = 4.0, points: int = 81
+) -> dict[str, dict[str, list[float]]]:
+    """Per learnable module: the inputs and the mean, min and max over its units of their
+    functions there, as plain lists (metrics.json keeps them; the report draws them)."""
+    summary = {}
+    for name, module in _learnable(model):
+        device = next(module.parameters(), torch.empty(0)).device
+        x = torch.linspace(low, high, points, device=device)
+        y = _evaluated(module, x)
+        if y is None or not torch.isfinite(y).all():
+            continue
+        summary[name] = {
+            "x": [round(v, 6) for v in x.cpu().tolist()],
+            "mean": y.mean(1).tolist(),
+            "min": y.min(1).values.tolist(),
+            "max": y.max(1).values.tolist(),
+        }
+    return summary
+
+
+def _evaluated(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``unit_functions`` in eval mode (a module's dropout off), as float32 on the CPU."""
+    was_training = module.training
+    module.eval()
+    try:
+        y = unit_functions(module, x)
+    finally:
+        module.train(was_training)
+    return None if y is None else y.float().cpu()
 
 
 @torch.no_grad()
 def activation_curves(model: nn.Module, low: float = -4.0, high: float = 4.0) -> dict[str, Figure]:
-    """One figure per module that offers ``curves(x)``: a few units' functions and their
-    mean over units."""
+    """One figure per learnable module: a few units' functions and their mean over units."""
     plt = pyplot()
     figures = {}
-    for name, module in model.named_modules():
-        curves = getattr(module, "curves", None)
-        if not callable(curves):
-            continue
+    for name, module in _learnable(model):
         device = next(module.parameters(), torch.empty(0)).device
         x = torch.linspace(low, high, 401, device=device)
-        y = curves(x).reshape(len(x), -1)
+        y = _evaluated(module, x)
+        if y is None:
+            continue
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         for unit in range(min(SHOWN_UNITS, y.shape[1])):
-            ax.plot(x.cpu(), y[:, unit].cpu(), lw=1, alpha=0.7, label=f"unit {unit}")
+            ax.plot(x.cpu(), y[:, unit], lw=1, alpha=0.7, label=f"unit {unit}")
         if y.shape[1] > 1:
-            ax.plot(x.cpu(), y.mean(1).cpu(), "k-", lw=2, label=f"mean of {y.shape[1]}")
+            ax.plot(x.cpu(), y.mean(1), "k-", lw=2, label=f"mean of {y.shape[1]}")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
         ax.set_title(f"{name} ({type(module).__name__})")

@@ -97,6 +97,11 @@ class SlopeActivation(nn.Module):
 
         return slope_derivatives
 
+    def curves(self, x: torch.Tensor) -> torch.Tensor:
+        """(points, units): base(n a_u x) for every unit u's slope (one for the global and
+        layer-wise variants)."""
+        return self.base(x[:, None] * (self.scale * self.a).reshape(1, -1))
+
     def slope(self) -> torch.Tensor:
         """The effective slope n*a, detached."""
         return (self.n * self.a).detach()

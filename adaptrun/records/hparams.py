@@ -19,6 +19,8 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 
+from adaptrun.activations import inert_settings
+
 # activation.impl_used, known when a run ends: no kernel ran, kernels only, or some kernel
 # configuration failed its self-check and the PyTorch reference served it
 SUMMARY = "zz_summary"  # one-point scalars: last in TensorBoard's list, after the curves
@@ -41,6 +43,7 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The settings people compare runs by: what ran (the composed names), the
     activation's own settings, the optimizer's rate, the budget and the seed."""
     act = cfg["activation"]
+    inert = {f"activation.{key}" for key in inert_settings(act)}
     values: dict[str, Any] = {
         "dataset": cfg["dataset"]["name"],
         "model": cfg["model"]["name"],
@@ -49,6 +52,8 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in act.items():
         if key not in ("name", "impl") and isinstance(value, (int, float, str, bool)):
             values[f"activation.{key}"] = value
+    for key in inert:  # accepted so one sweep can hold the family; it applies to nothing
+        values.pop(key, None)
     values["optimizer"] = cfg["optimizer"]["name"]
     if "lr" in cfg["optimizer"]:  # an optimizer that solves for its steps has none
         values["optimizer.lr"] = cfg["optimizer"]["lr"]
@@ -62,9 +67,10 @@ def run_hparams(cfg: DictConfig, overrides: Iterable[str]) -> dict[str, Any]:
     """``describe`` plus every key the command line set, with the value and type the
     composed config has (a group choice, such as ``activation``, as its name)."""
     values = describe(cfg)
+    inert = {f"activation.{key}" for key in inert_settings(cfg["activation"])}
     for given in overrides:
-        key = given.lstrip("+~")
-        if key.startswith("hydra") or "/" in key:
+        key = given.lstrip("+~").split("=", 1)[0]
+        if key.startswith("hydra") or "/" in key or key in inert:
             continue
         node = OmegaConf.select(cfg, key, default=None)
         if isinstance(node, DictConfig):

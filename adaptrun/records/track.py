@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from adaptrun.activations import activation_parameters
+from adaptrun.activations.plots import learned_functions
 from adaptrun.core.files import write_text_atomic
 from adaptrun.records.board import Board, tag
 from adaptrun.records.history import History
@@ -203,6 +204,9 @@ class Tracker:
         }
         metrics["hparams"] = self.hparams
         metrics["goals"] = self.history.goals  # which way is better, for the report
+        learned = self._learned()
+        if learned:
+            metrics["learned_activation"] = learned  # the report draws them side by side
         metrics.update(extra or {})
         write_json_atomic(self.run_dir / "metrics.json", metrics)  # the record, first
         self.progress.close()
@@ -217,6 +221,16 @@ class Tracker:
                 exc,
             )
         return metrics
+
+    def _learned(self) -> dict[str, Any]:
+        """The learned activations' functions, or nothing when they cannot be evaluated
+        (metrics.json is written regardless)."""
+        try:
+            return learned_functions(self.model)
+        except Exception as exc:
+            log.warning("the learned activations of %s could not be evaluated (%s: %s)",
+                        self.run_dir, type(exc).__name__, exc)  # fmt: skip
+            return {}
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to go on logging exactly as an unstopped run would."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 FILES = {  # what the report writes into the sweep folder, for --help and the docs
     "report.md": "every table and plot on one page",
@@ -15,7 +16,10 @@ FILES = {  # what the report writes into the sweep folder, for --help and the do
     "cost.csv": "activation parameters per cell (ms/step only for runs timed in one job)",
     "cost_measured.csv": "--cost: each cell's step timed side by side, ratio and range",
     "reference.csv": "the published values a preset carries beside ours",
-    "train_loss.png": "training loss over steps, mean and band over seeds",
+    "train_loss.png": "training loss over steps, mean and band over seeds, a panel per row and n",
+    "test_<metric>.png": "the task's test metric over steps, likewise",
+    "*_seconds.png": "the same curves against seconds, only for runs timed in one job",
+    "learned_activation.png": "each activation's learned function per layer at the end",
     "distribution.png": "the metric's distribution over seeds per cell",
 }
 
@@ -35,7 +39,8 @@ def report(
         reference_table,
         speed_table,
     )
-    from adaptrun.report.plots import plot_distribution, plot_losses
+    from adaptrun.report.curves import Events
+    from adaptrun.report.plots import plot_distribution
     from adaptrun.report.runs import build_grid, read_sweep
     from adaptrun.report.stats import baseline_column
     from adaptrun.report.tables import (
@@ -88,7 +93,7 @@ def report(
             index=False
         )
     }
-    plot_losses(grid, out / "train_loss.png")
+    figures = _figures(grid, Events(), primary_metric(grid), out)
     plot_distribution(grid, key, out / "distribution.png", published)
     sections = [
         f"# Report: {sweep_dir}\n\n{len(runs)} runs. Rows: {', '.join(grid.row_keys)}; "
@@ -106,11 +111,40 @@ def report(
         "## Convergence speed (means)\n\n" + markdown_convergence_tables(grid),
         "## Cost\n\n" + markdown_cost_table(grid, base),
         *(["## Cost, measured side by side (--cost)\n\n" + measured] if measured else []),
-        "## Training loss\n\n![training loss](train_loss.png)",
+        "## Curves\n\n" + "\n\n".join(f"![{what}]({p.name})" for what, p in figures.items()),
     ]
+    if not grid.timed_together():
+        sections[-1] += (
+            "\n\nNo curves against seconds: these runs were timed in separate jobs, whose "
+            "seconds do not compare; stacked runs (trainer.stack, hydra/sweeper=stacked) "
+            "are timed together."
+        )
     (out / "report.md").write_text("\n\n".join(sections) + "\n")
-    plots = [out / "train_loss.png", out / "distribution.png"]
+    plots = [*figures.values(), out / "distribution.png"]
     return [out / "report.md", *(out / name for name in tables), *plots]
+
+
+def _figures(grid: Any, events: Any, primary: str, out: Path) -> dict[str, Path]:
+    """The curves (training loss; the task's test metric; against seconds only where the
+    runs were timed in one job) and the learned activations: description -> file."""
+    from adaptrun.report.plots import plot_curves, plot_learned
+
+    curves = [("train_loss", "training loss")]
+    if primary != "train_loss":
+        curves.append((primary, primary.replace("_", " ")))
+    axes = ["step", "seconds"] if grid.timed_together() else ["step"]
+    drawn: dict[str, Path] = {}
+    for x in axes:
+        for metric, what in curves:
+            name = f"{metric}{'_seconds' if x == 'seconds' else ''}.png"
+            tag = metric.replace("_", "/", 1)  # as the run's board files it
+            path = plot_curves(grid, events, tag, out / name, what, x)
+            if path is not None:
+                drawn[f"{what} against {x}s"] = path
+    learned = plot_learned(grid, out / "learned_activation.png")
+    if learned is not None:
+        drawn["learned activations"] = learned
+    return drawn
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from adaptrun.report.runs import SEPARATELY_TIMED, Grid
-from adaptrun.report.tables import CELL, convergence_table, metric_table, shaped_markdown
+from adaptrun.report.tables import CELL, convergence_table, metric_table, runs, shaped_markdown
 
 
 def speed_table(grid: Grid, baseline: str) -> pd.DataFrame:
@@ -181,4 +181,4 @@ def _ours(mean: float, low: float, high: float, n: int) -> str:
     if math.isnan(mean):
         return "no completed run"
     spread = "no interval" if math.isnan(low) else f"[{low:.4g}, {high:.4g}]"
-    return f"{mean:.4g} {spread} (n={n})"
+    return f"{mean:.4g} {spread} ({runs(n)})"

@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from adaptrun.activations import inert_settings
 from adaptrun.config.plan import PLAN_KEY
 from adaptrun.core.schemas import plain
 from adaptrun.records.checkpoint import flat_config
@@ -142,6 +143,8 @@ def read_sweep(sweep_dir: Path) -> Sweep:
             continue  # a job of stacked runs: each run has a folder of its own
         runs.append(Run(folder, config, _metrics(folder / "metrics.json", notes)))
     runs += _recorded_only(Path(sweep_dir), runs, unplaced, notes)
+    for run in runs:
+        run.config = applied(run.config)
     runs, duplicates = _distinct(runs)
     if duplicates:
         notes.append(
@@ -199,6 +202,15 @@ def _recorded_only(
         if folder.resolve() not in {r.folder.resolve() for r in extra}:
             notes.append(f"{folder}: its config is damaged and the sweep has no record of it")
     return extra
+
+
+def applied(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config without the settings its activation family applies to nothing
+    (the fixed network's ``n``): a sweep over n trains that network once per n, and it
+    is then one baseline (one column, its repeats counted once), not one per n."""
+    section = {k.split(".", 1)[1]: v for k, v in config.items() if k.startswith("activation.")}
+    inert = {f"activation.{key}" for key in inert_settings(section)}
+    return {k: v for k, v in config.items() if k not in inert}
 
 
 def _here(run_dir: Path, sweep_dir: Path) -> Path:
@@ -309,5 +321,5 @@ def _follows(key: str, by: Iterable[str], runs: Sequence[Run]) -> bool:
 def label(config: Mapping[str, Any], keys: Sequence[str], short: int) -> str:
     """The first ``short`` keys by value alone (``mlp/digits``), the rest as key=value."""
     head = [str(config.get(k)) for k in keys[:short]]
-    tail = [f"{k.split('.', 1)[-1]}={config.get(k)}" for k in keys[short:]]
+    tail = [f"{k.split('.', 1)[-1]}={config[k]}" for k in keys[short:] if k in config]
     return "/".join(head) + (f" ({', '.join(tail)})" if tail else "")

@@ -102,11 +102,16 @@ def markdown_metric_table(grid: Grid, key: str, baseline: str | None = None) -> 
         else "no baseline column (no fixed activation; pick one with --baseline)"
     )
     return (
-        f"{key}: mean [95% confidence interval of the mean] over seeds/folds (n = completed "
+        f"{key}: mean [95% confidence interval of the mean] over seeds/folds (completed "
         f"runs); {against}; best per row in bold ({grid.goal(key)} is better)\n\n"
         + shaped_markdown(grid, table)
         + "\n"
     )
+
+
+def runs(count: int) -> str:
+    """A run count as words: "n" would read as the slope family's scale factor."""
+    return f"{count} run{'' if count == 1 else 's'}"
 
 
 def _metric_cell(rec: dict[str, Any]) -> str:
@@ -121,7 +126,7 @@ def _metric_cell(rec: dict[str, Any]) -> str:
         test = ", baseline" if rec["baseline"] else ""
         if not pd.isna(rec["p_value"]):
             test = f", p={rec['p_value']:.2g}"
-        text = f"{rec['mean']:.4g} {spread} (n={rec['completed']}{test})"
+        text = f"{rec['mean']:.4g} {spread} ({runs(rec['completed'])}{test})"
     if rec["best"]:
         text = f"**{text}**"
     return f"{text} [{rec['not_finished']}]" if rec["not_finished"] else text
