@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import pytest
 from conftest import events, read_metrics, run_cli, run_dirs
 from google.protobuf import json_format
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
-from tensorboard.plugins.hparams import metadata
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import backend_context, metadata
 
 METRIC_KEYS = {
     "status",
@@ -58,6 +60,14 @@ def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["final_test_acc"])
     hparams = acc.PluginTagToContent("hparams")
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams.keys()
+    # Custom Scalars: the loss, the task's primary metric, its others and the lr first
+    [config] = acc.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    charts = {c.title: [chart.title for chart in c.chart] for c in layout.category}
+    assert list(charts) == ["compare runs", "activations"]
+    assert charts["compare runs"] == ["training loss", "test acc", "test loss", "learning rate"]
+    first = layout.category[0].chart
+    assert [list(c.multiline.tag) for c in first[:2]] == [["^train/loss$"], ["^test/acc$"]]
     # Not a terminal: no progress bar in the output.
     assert "step/s" not in result.stderr and "it/s" not in result.stderr
 
@@ -91,10 +101,20 @@ def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
               for h in experiment.hparam_infos}  # fmt: skip
     assert domain["seed"] == [0, 1]
     assert domain["activation"] == ["neuronwise_slope", "relu"]
-    assert domain["activation.slope_recovery"] == [0, 1]
+    # relu accepts slope_recovery and applies it to nothing: only the slope family's is shown
+    assert domain["activation.slope_recovery"] == [1]
     assert "epochs" not in domain and domain["trainer.epochs"] == [2]
-    metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"zz_summary/final_test_acc", "zz_summary/epochs"} <= metric_tags
+    # the keys the sweep varied and the seed first, as TensorBoard's backend orders them
+    # (the dashboard shows the first five); the primary metric first; no empty column
+    # (no run holds out a validation split)
+    first = copy.deepcopy(experiment)
+    backend_context._sort_and_reduce_to_hparams_limit(first, 5)
+    assert [h.name for h in first.hparam_infos][:2] == ["activation", "seed"]
+    metric_tags = [m.name.tag for m in experiment.metric_infos]
+    first_three = ["final_test_acc", "best_test_acc", "final_train_loss"]
+    assert metric_tags[:3] == [f"zz_summary/{tag}" for tag in first_three]
+    assert "zz_summary/epochs" in metric_tags and not any("val_" in t for t in metric_tags)
+    assert len(list(sweep.glob("events.out.tfevents.*"))) == 1  # the planned one replaced
     trials = {}
     for run, tags in content.items():
         if run != ".":
@@ -102,7 +122,11 @@ def test_multirun_names_each_run_folder_by_its_overrides(tmp_path):
                 tags["_hparams_/session_start_info"]
             )
             trials[start.group_name] = start.hparams["seed"].number_value
-    assert trials == {name: float(name.split("seed=")[1][0]) for name in names}
+    # the job's number (summary.md's) and its overrides, short enough to read in the column
+    assert trials == {
+        "0: relu seed=0 epochs=2": 0, "1: relu seed=1 epochs=2": 1,
+        "2: neuronwise_slope seed=0 epochs=2": 0, "3: neuronwise_slope seed=1 epochs=2": 1,
+    }  # fmt: skip
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path):

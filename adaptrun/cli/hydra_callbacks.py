@@ -25,6 +25,7 @@ from adaptrun.core.files import (
 from adaptrun.core.interrupt import STOP, mark_sweep_process
 from adaptrun.core.messages import one_line
 from adaptrun.runner.lock import folder_lock
+from adaptrun.sweep import dashboard
 from adaptrun.sweep import jobs as sweep
 
 # The sweep folder's lock while the sweep runs; kept off the callback, which launchers
@@ -73,6 +74,7 @@ class FailFast(Callback):
 
     def __init__(self) -> None:
         self.jobs: list[list[str]] | None = []  # each job's overrides (on_multirun_start)
+        self.metrics: list[str] = []  # the HParams metric columns, in the order planned
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
@@ -111,7 +113,7 @@ class FailFast(Callback):
             print(f"adaptrun: error: {sweep.refusal(problems, len(jobs))}", file=sys.stderr)
             sys.exit(2)
         self._take(sweep_dir)
-        sweep.write_hparams_domain(sweep_dir, jobs, configs)
+        self.metrics = dashboard.write_planned(sweep_dir, jobs, configs)
 
     def _take(self, sweep_dir: Path) -> None:
         """Lock the sweep folder (one sweep at a time), forget the outcomes of an earlier
@@ -134,6 +136,10 @@ class FailFast(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         jobs = sweep.collect(sweep_dir, self.jobs)
         summary = sweep.render(sweep_dir, jobs)
+        try:
+            dashboard.write_recorded(sweep_dir, self.metrics)
+        except OSError as exc:  # the planned columns stand
+            print(f"adaptrun: the HParams columns could not be rewritten: {exc}", file=sys.stderr)
         try:
             write_text_atomic(sweep_dir / sweep.SUMMARY, summary)
         except OSError as exc:  # the console still gets it

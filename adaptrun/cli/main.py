@@ -183,7 +183,8 @@ def _run_recorded(
             _record(sweep_dir, num, folder, "failed", error, given)
         return {"status": "failed", "error": error}
     try:
-        metrics = run(cfg, job_dir, overrides, files, jobs, in_sweep=True)
+        job_num = entries[0][0] if len(entries) == 1 else None  # a stacked job's runs: theirs
+        metrics = run(cfg, job_dir, overrides, files, jobs, in_sweep=True, job_num=job_num)
     except Exception as exc:  # already in each run's metrics.json, the traceback in its log
         error = describe_error(exc)
         what = "run" if len(entries) == 1 else "stacked runs"

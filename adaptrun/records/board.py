@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,26 +72,37 @@ class Board:
         metrics: Mapping[str, Any],
         trial: str,
         experiment: bool = True,
+        primary: str = "train_loss",
     ) -> None:
         """The run's one-point scalars (final and best values, epochs trained, convergence)
         and its HParams session; ``experiment``: also the dashboard's columns (a run outside
-        a sweep; a sweep writes them once for all its runs)."""
-        scalars: dict[str, float] = {}
-        for key, value in metrics.items():
-            one_point = key.startswith(("final_", "best_")) and not key.endswith("_step")
-            if (one_point or key in ("auc_log10_train_loss", "epochs")) and isinstance(
-                value, (int, float)
-            ):
-                scalars[f"{hp.SUMMARY}/{key}"] = float(value)
-        for name, reached in metrics["convergence"].items():
-            for target, where in reached.items():
-                if where is not None:
-                    scalars[f"{hp.SUMMARY}/steps_to_{name}_{target}"] = float(where["step"])
-                    scalars[f"{hp.SUMMARY}/epochs_to_{name}_{target}"] = float(where["epoch"])
+        a sweep; a sweep writes them once for all its runs), ``primary`` metric first."""
+        scalars = hp.summary_scalars(metrics)
         self.scalars(step, scalars)
-        summaries = [hp.experiment(hp.domain([hparams]), scalars)] if experiment else []
+        order = hp.metric_tags(metrics.get("goals") or (), {}, primary)
+        tags = [t for t in order if t in scalars] + [t for t in scalars if t not in order]
+        params = hp.domain([hparams])
+        summaries = [hp.experiment(params, tags, ("activation", "seed"))] if experiment else []
         summaries += [hp.session_start(hparams, trial), hp.session_end(metrics["status"])]
         add_summaries(self.writer, *summaries)
+
+    def layout(self, primary: str, goals: Iterable[str]) -> None:
+        """The Custom Scalars dashboard: training loss, the task's primary metric, its other
+        metrics and the learning rate first, one chart each across every run of the logdir
+        (TensorBoard merges the runs' layouts, skipping repeated charts), then the
+        activations' own values. The Scalars dashboard orders its groups by name."""
+        metrics = [primary, *(g for g in goals if g != primary)]
+        compare = {"training loss": ["Multiline", ["^train/loss$"]]}
+        for name in metrics:
+            if name != "train_loss":
+                compare[name.replace("_", " ")] = ["Multiline", [f"^{re.escape(tag(name))}$"]]
+        compare["learning rate"] = ["Multiline", ["^train/lr$"]]
+        own = {
+            "slopes (n*a)": ["Multiline", ["^slopes/", "^slopes_mean/"]],
+            "activation parameters": ["Multiline", ["^activation/", "^activation_mean/"]],
+            "slope recovery term": ["Multiline", ["^train/slope_recovery$"]],
+        }
+        self.writer.add_custom_scalars({"compare runs": compare, "activations": own})
 
     def flush(self) -> None:
         self.writer.flush()

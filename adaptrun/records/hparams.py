@@ -64,18 +64,22 @@ def describe(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_hparams(cfg: DictConfig, overrides: Iterable[str]) -> dict[str, Any]:
-    """``describe`` plus every key the command line set, with the value and type the
-    composed config has (a group choice, such as ``activation``, as its name)."""
+    """``describe`` plus every key the command line set (``key=value`` lines, or keys),
+    with the value and type the composed config has: a group choice, such as
+    ``activation``, as its name; a preset that merges into the whole config
+    (``experiment=jagtap_burgers``) as given."""
     values = describe(cfg)
     inert = {f"activation.{key}" for key in inert_settings(cfg["activation"])}
     for given in overrides:
-        key = given.lstrip("+~").split("=", 1)[0]
+        key, _, choice = given.lstrip("+~").partition("=")
         if key.startswith("hydra") or "/" in key or key in inert:
             continue
         node = OmegaConf.select(cfg, key, default=None)
         if isinstance(node, DictConfig):
             node = node.get("name")
-        if node is not None or key not in values:
+        if node is None and choice:
+            values[key] = choice  # no node of its own: a global preset's name
+        elif node is not None or key not in values:
             values[key] = _scalar(node)
     return values
 
@@ -103,18 +107,73 @@ def _kind(value: Any) -> type:
     return float if isinstance(value, (int, float)) else str
 
 
-def metric_tags(goals: Iterable[str], targets: Mapping[str, Sequence[float]]) -> list[str]:
-    """The one-point summary scalars a run writes (Board.summary) for these goals."""
-    tags = ["final_train_loss", "auc_log10_train_loss", "epochs"]
-    tags += [f"{kind}_{g}" for g in goals if g != "train_loss" for kind in ("final", "best")]
+def metric_tags(
+    goals: Iterable[str], targets: Mapping[str, Sequence[float]], primary: str = "train_loss"
+) -> list[str]:
+    """The one-point summary scalars a run writes (``summary_scalars``) for these goals,
+    the task's primary metric first: the dashboard shows the first few columns."""
+    ordered = [primary, *(g for g in goals if g != primary)]
+    tags = [f"{kind}_{g}" for g in ordered if g != "train_loss" for kind in ("final", "best")]
+    tags[2 if primary != "train_loss" else 0 : 0] = ["final_train_loss"]
+    tags += ["auc_log10_train_loss", "epochs"]
     for name, values in targets.items():
         tags += [f"{unit}_to_{name}_{float(t):g}" for t in values for unit in ("steps", "epochs")]
     return [f"{SUMMARY}/{t}" for t in tags]
 
 
-def experiment(params: list[hp.HParam], metrics: Iterable[str]) -> summary_pb2.Summary:
-    """The dashboard's columns: the hyperparameters' domain and the metric tags."""
-    return hp.hparams_config_pb(hparams=params, metrics=[hp.Metric(tag) for tag in metrics])
+def summary_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The one-point scalars of a run's metrics.json (final and best values, epochs
+    trained, steps and epochs to each target reached), under their dashboard tags."""
+    scalars: dict[str, float] = {}
+    for key, value in metrics.items():
+        one_point = key.startswith(("final_", "best_")) and not key.endswith("_step")
+        if (one_point or key in ("auc_log10_train_loss", "epochs")) and isinstance(
+            value, (int, float)
+        ):
+            scalars[f"{SUMMARY}/{key}"] = float(value)
+    for name, reached in (metrics.get("convergence") or {}).items():
+        for target, where in reached.items():
+            if where is not None:
+                scalars[f"{SUMMARY}/steps_to_{name}_{target}"] = float(where["step"])
+                scalars[f"{SUMMARY}/epochs_to_{name}_{target}"] = float(where["epoch"])
+    return scalars
+
+
+def varying(runs: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The keys the runs were varied by, and the seed: the columns the dashboard puts
+    first. A key whose value follows from the activation's (the slope family's variant,
+    absent for a fixed one) is left out: it says nothing the activation column does not."""
+
+    def seen(key: str, values: Mapping[str, Any]) -> str:
+        return json.dumps(values.get(key), sort_keys=True)
+
+    keys = {k for values in runs for k in values}
+    differ = {k for k in keys if len({seen(k, v) for v in runs}) > 1}
+    follows = {
+        k
+        for k in differ - {"activation"}
+        if all(
+            len({seen(k, v) for v in runs if seen("activation", v) == name}) == 1
+            for name in {seen("activation", v) for v in runs}
+        )
+    }
+    return {"seed"} | (differ - follows)
+
+
+def experiment(
+    params: list[hp.HParam], metrics: Iterable[str], differs: Iterable[str] = ("seed",)
+) -> summary_pb2.Summary:
+    """The dashboard's columns: the hyperparameters' domain and the metric tags, in this
+    order. ``differs``: the hyperparameters TensorBoard lists first (it sorts the keys
+    that differ between runs before the rest, each part by name, and shows the first
+    five): the swept keys and the seed, not whatever sorts first."""
+    summary = hp.hparams_config_pb(hparams=params, metrics=[hp.Metric(tag) for tag in metrics])
+    content = summary.value[0].metadata.plugin_data.content
+    config = metadata.parse_experiment_plugin_data(content)
+    shown = set(differs)
+    for info in config.hparam_infos:
+        info.differs = info.name in shown
+    return _summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=config))
 
 
 def session_start(values: Mapping[str, Any], trial: str) -> summary_pb2.Summary:

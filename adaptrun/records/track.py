@@ -82,6 +82,7 @@ class Tracker:
         name: str = "",
         trial: str = "",
         experiment: bool = True,
+        primary: str = "train_loss",
     ) -> None:
         self.run_dir = Path(run_dir)
         self.model = model
@@ -95,6 +96,7 @@ class Tracker:
         self.name = name  # tells stacked runs apart in the shared log
         self.trial = trial or self.run_dir.name  # the run's name in the HParams dashboard
         self.experiment = experiment  # write the dashboard's columns (not inside a sweep)
+        self.primary = primary  # the metric the task is compared by: the dashboards' first
         self.step = 0
         self.lr = 0.0
         self.last_eval_step = -1
@@ -211,7 +213,9 @@ class Tracker:
         write_json_atomic(self.run_dir / "metrics.json", metrics)  # the record, first
         self.progress.close()
         try:
-            self.board.summary(self.step, self.hparams, metrics, self.trial, self.experiment)
+            self.board.summary(
+                self.step, self.hparams, metrics, self.trial, self.experiment, self.primary
+            )
             self.board.close()
         except Exception as exc:  # e.g. a full disk: metrics.json stands
             log.warning(

@@ -7,7 +7,7 @@ import copy
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from adaptrun.runner.allocator import keep_freed_memory
 from adaptrun.runner.assemble import build_run, resolve_device, run_step
 from adaptrun.runner.lock import folder_lock
 from adaptrun.runner.threads import ThreadChoice, choose_threads
-from adaptrun.tasks import Task
+from adaptrun.tasks import TASKS, Task
 from adaptrun.tasks.protocol import Trainable
 from adaptrun.training import fastpaths
 from adaptrun.training.loop import Loop, train
@@ -95,9 +95,30 @@ class RunSpec:
     config_hash: str
     overrides: list[str] | None = None  # a stacked sweeper's run: its command-line overrides
     num: int | None = None  # ... and its number in the sweep
+    trial: str = ""  # its name in the HParams dashboard (short_name of its overrides)
 
 
-def run_specs(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any]) -> list[RunSpec]:
+def _trial(num: int | None, lines: Sequence[str]) -> str:
+    """The sweep's job number (as summary.md numbers its runs) and the short name."""
+    name = short_name([line for line in lines if not line.startswith("hydra")])
+    return f"{num}: {name}" if num is not None else name
+
+
+def short_name(overrides: Sequence[str]) -> str:
+    """A run's overrides as the HParams dashboard's trial name, short enough to read in
+    its column: a group's choice by its value, a key by its last part, space-separated
+    (``activation=global activation.n=10 seed=1`` -> ``global n=10 seed=1``)."""
+    words = []
+    for line in overrides:
+        key, _, value = line.lstrip("+~").partition("=")
+        word = value if "." not in key and key != "seed" else f"{key.rsplit('.', 1)[-1]}={value}"
+        words.append((key == "experiment", word))  # the preset, the same for most runs: last
+    return " ".join(word for _, word in sorted(words, key=lambda w: w[0]))
+
+
+def run_specs(
+    cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any], job_num: int | None = None
+) -> list[RunSpec]:
     """The job's runs (its plan: itself, trainer.stack's seeds or a stacked sweeper's
     combinations), each with the config, folder, hash and hparams a separate run of it has."""
     common = {k: v for k, v in overrides.items() if stacking.key_of(k) not in stacking.PLANNING}
@@ -109,10 +130,11 @@ def run_specs(cfg: DictConfig, run_dir: Path, overrides: Mapping[str, Any]) -> l
             RunSpec(
                 one,
                 (run_dir.parent if swept else run_dir) / run.folder,
-                run_hparams(one, [*common, *(stacking.key_of(o) for o in run.own)]),
+                run_hparams(one, lines),
                 config_hash(one),
                 lines if swept else None,
                 run.num,
+                _trial(run.num if swept else job_num, lines),
             )
         )
     return specs
@@ -125,6 +147,7 @@ def run(
     hydra_files: Mapping[str, str] | None = None,
     concurrent_jobs: int = 1,
     in_sweep: bool = False,
+    job_num: int | None = None,
 ) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns what metrics.json holds (with
     trainer.stack > 1: the overall status and each run's metrics under ``runs``).
@@ -135,14 +158,15 @@ def run(
     it is; one with a checkpoint resumes from it. Only then are the configs written
     (``hydra_files``: name -> text for ``.hydra/``, as Hydra would write them).
     ``concurrent_jobs``: runs the launcher starts at once here (trainer.threads=auto).
-    ``in_sweep``: the sweep writes the HParams dashboard's columns, not each run. Any later
+    ``in_sweep``: the sweep writes the HParams dashboard's columns, not each run;
+    ``job_num``: the job's number in it, which starts its runs' HParams trial names. Any later
     exception (a missing dataset, a crash, a full disk) is recorded in metrics.json with
     status ``failed`` and raised again.
     """
     checked = check_config(cfg)
     run_dir = Path(run_dir)
     config = flat_config(plain(cfg))
-    specs = run_specs(cfg, run_dir, overrides or {})
+    specs = run_specs(cfg, run_dir, overrides or {}, job_num)
     for folder in {run_dir, *(spec.run_dir for spec in specs)}:
         check_name_lengths(folder)
         check_control_files(folder)
@@ -422,21 +446,26 @@ def _tracker(
     """A run's tracker; on resume its folder's events are first trimmed to the checkpoint.
     ``show``: the progress bar (one for a stack of runs); ``named``: its log lines start
     with its folder's name (a stack's runs, of trainer.stack or the stacked sweeper). Its
-    HParams trial is its folder below the sweep (or the run folder's name)."""
+    HParams trial is its overrides' short name (or, with none, its folder's). The Custom
+    Scalars layout puts the task's primary metric beside the loss."""
     truncate_events(spec.run_dir, resumed["saved_at"] if resumed else None)
     targets = plain(cfg.targets)
     purge_step = resumed["position"]["step"] + 1 if resumed else None
+    primary = TASKS[cfg.task.name].primary
+    board = Board(spec.run_dir, purge_step)
+    board.layout(primary, task.goals)
     return Tracker(
         spec.run_dir,
         model,
         History(task.goals, task.steps_per_epoch, targets),
-        Board(spec.run_dir, purge_step),
+        board,
         Progress(total_steps, task.steps_per_epoch, enabled=show),
         cfg.trainer.log_every,
         spec.hparams,
         figures=_figures(task, model),
         figure_steps=list(cfg.trainer.figures_at),
         name=spec.run_dir.name if named else "",
-        trial=str(spec.run_dir.relative_to(job_dir.parent)),
+        trial=spec.trial or str(spec.run_dir.relative_to(job_dir.parent)),
         experiment=not in_sweep,
+        primary=primary,
     )

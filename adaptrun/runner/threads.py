@@ -31,10 +31,13 @@ def _cpus() -> set[int]:
     return set(range(os.cpu_count() or 1))
 
 
-def _times(cpus: set[int]) -> dict[int, tuple[int, int]]:
+PROC_STAT = Path("/proc/stat")
+
+
+def _times(cpus: set[int], stat: Path) -> dict[int, tuple[int, int]]:
     """Per CPU of ``cpus``: (idle, total) jiffies from /proc/stat."""
     out = {}
-    for line in Path("/proc/stat").read_text().splitlines():
+    for line in stat.read_text().splitlines():
         name, _, rest = line.partition(" ")
         if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
             values = [int(v) for v in rest.split()[:8]]
@@ -42,15 +45,15 @@ def _times(cpus: set[int]) -> dict[int, tuple[int, int]]:
     return out
 
 
-def busy_cores(window: float = 0.1) -> float | None:
+def busy_cores(window: float = 0.1, stat: Path = PROC_STAT) -> float | None:
     """How many of this process's cores other work keeps busy now: their busy share over
     ``window`` seconds, while this process sleeps (None where /proc/stat is unreadable).
     The load average would answer a minute late; this is the moment the run starts."""
     cpus = _cpus()
     try:
-        before = _times(cpus)
+        before = _times(cpus, stat)
         time.sleep(window)
-        after = _times(cpus)
+        after = _times(cpus, stat)
     except (OSError, ValueError, IndexError):
         return None
     busy = 0.0

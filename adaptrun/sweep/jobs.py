@@ -23,14 +23,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from adaptrun.activations.selfcheck import IMPL_OUTCOMES
 from adaptrun.config import plan as stacking
 from adaptrun.config.check import check_config
 from adaptrun.core.errors import config_problem
 from adaptrun.core.files import refuse_link
 from adaptrun.core.messages import hydra_error, one_line
-from adaptrun.core.schemas import plain
-from adaptrun.records.hparams import domain, experiment, metric_tags, run_hparams
 from adaptrun.records.track import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -173,29 +170,6 @@ def _compose(config_name: str, overrides: Sequence[str], search: Sequence[str]) 
         return compose(config_name=config_name, overrides=[*search, *overrides])
     except (HydraException, OmegaConfBaseException):
         return None
-
-
-def write_hparams_domain(
-    sweep_dir: Path, jobs: Sequence[Sequence[str]], configs: Sequence[DictConfig]
-) -> None:
-    """The HParams dashboard's columns, once for the sweep: every key any of its runs
-    varies, with every value it takes, and every summary metric they write."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    from adaptrun.config.plan import run_configs
-    from adaptrun.records.board import add_summaries
-    from adaptrun.tasks import TASKS
-
-    runs: list[dict[str, Any]] = [{"activation.impl_used": o} for o in IMPL_OUTCOMES]
-    metrics = []
-    for overrides, cfg in zip(jobs, configs, strict=True):
-        keys = [o.split("=", 1)[0] for o in overrides if "=" in o]
-        runs += [run_hparams(one, keys) for one in run_configs(cfg)]
-        goals = TASKS[cfg.task.name].goals
-        metrics += metric_tags(goals, plain(cfg.targets))
-    writer = SummaryWriter(str(sweep_dir))
-    add_summaries(writer, experiment(domain(runs), dict.fromkeys(metrics)))
-    writer.close()
 
 
 def record_outcome(
