@@ -170,3 +170,43 @@ def test_an_activation_without_a_slopes_hook_logs_its_parameters_under_their_nam
     assert tags["histograms"] == ["activation/1.alpha"]
     assert set(tags["scalars"]) == {"activation_mean/1.alpha", "activation/1.beta", "slopes/3"}
     assert events(tmp_path).Scalars("activation/1.beta")[0].value == 2.0
+
+
+def test_the_dashboard_lists_the_swept_keys_and_the_seed_first():
+    """Keys the runs were varied by and the seed are marked as differing, which
+    TensorBoard's backend sorts first (the dashboard shows five); a key that follows the
+    activation (the slope family's variant, absent for a fixed one) is not."""
+    import copy
+
+    from tensorboard.plugins.hparams import backend_context, metadata
+
+    from adaptrun.records.hparams import domain, experiment, varying
+
+    runs = [
+        {"activation": "relu", "dataset": "digits", "seed": s, "optimizer.lr": 0.01}
+        for s in (0, 1)
+    ] + [
+        {"activation": "global", "activation.variant": "global", "activation.n": n,
+         "dataset": "digits", "seed": s, "optimizer.lr": 0.01}
+        for n in (1, 10) for s in (0, 1)
+    ]  # fmt: skip
+    assert varying(runs) == {"activation", "activation.n", "seed"}
+    assert varying(runs[:1]) == {"seed"}  # one run: only the seed
+    summary = experiment(domain(runs), ["zz_summary/final_test_acc"], varying(runs))
+    content = summary.value[0].metadata.plugin_data.content
+    parsed = metadata.parse_experiment_plugin_data(content)
+    shown = copy.deepcopy(parsed)
+    backend_context._sort_and_reduce_to_hparams_limit(shown, 5)
+    assert [h.name for h in shown.hparam_infos] == [
+        "activation", "activation.n", "seed", "activation.variant", "dataset"]  # fmt: skip
+    assert [m.name.tag for m in parsed.metric_infos] == ["zz_summary/final_test_acc"]
+
+
+def test_the_metric_columns_start_with_the_tasks_primary_metric():
+    from adaptrun.records.hparams import metric_tags
+
+    goals = ["train_loss", "val_loss", "val_acc", "test_loss", "test_acc"]
+    tags = [t.split("/", 1)[1] for t in metric_tags(goals, {"test_acc": [0.9]}, "test_acc")]
+    assert tags[:4] == ["final_test_acc", "best_test_acc", "final_train_loss", "final_val_loss"]
+    assert tags[-2:] == ["steps_to_test_acc_0.9", "epochs_to_test_acc_0.9"]
+    assert metric_tags(["train_loss"], {})[0] == "zz_summary/final_train_loss"

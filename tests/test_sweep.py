@@ -447,3 +447,19 @@ def test_the_sweeps_jobs_are_those_of_hydras_basic_sweeper(args):
     parsed = OverridesParser.create().parse_overrides(args)
     reference = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     assert expand(args) == reference
+
+
+def test_a_stopped_sweeps_unlaunched_jobs_are_not_started_not_missing(tmp_path):
+    """A job with no outcome record is an anomaly (missing) unless a stop signal ended the
+    sweep before launching it: then it is 'not started', which the same command runs."""
+    from adaptrun.sweep.jobs import collect, console_summary, record_outcome, render
+
+    jobs = [["activation=relu"], ["activation=global"], ["activation=layerwise"]]
+    record_outcome(tmp_path, 0, tmp_path / "activation=relu", "completed", None, "activation=relu")
+    stopped = collect(tmp_path, jobs, "SIGTERM")
+    assert [j.outcome for j in stopped] == ["completed", "not started", "not started"]
+    assert stopped[1].error == "the sweep was stopped by SIGTERM before this job started"
+    assert [j.outcome for j in collect(tmp_path, jobs)] == ["completed", "missing", "missing"]
+    table = render(tmp_path, stopped)
+    assert "| 1 | 0 | 0 | 0 | 0 | 2 | 0 | 3 |" in table  # completed ... not started, missing
+    assert "sweep of 3 runs: 1 completed, 2 not started" in console_summary(tmp_path, stopped)

@@ -134,7 +134,7 @@ class FailFast(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print and save the summary; exit non-zero when any run did not finish."""
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        jobs = sweep.collect(sweep_dir, self.jobs)
+        jobs = sweep.collect(sweep_dir, self.jobs, STOP.name if STOP else None)
         summary = sweep.render(sweep_dir, jobs)
         try:
             dashboard.write_recorded(sweep_dir, self.metrics)

@@ -32,7 +32,9 @@ from adaptrun.records.track import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("completed", "diverged", "failed", "interrupted", "skipped", "missing")
+OUTCOMES = (
+    "completed", "diverged", "failed", "interrupted", "skipped", "not started", "missing"
+)  # fmt: skip
 BAD = ("failed", "interrupted", "missing")  # any of these makes the sweep exit non-zero
 SUMMARY = "summary.md"
 
@@ -208,8 +210,12 @@ class Job:
     error: str | None
 
 
-def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
-    """Each job with its recorded outcome; a job that recorded none is ``missing``.
+def collect(
+    sweep_dir: Path, jobs: Sequence[Sequence[str]] | None, stopped: str | None = None
+) -> list[Job]:
+    """Each job with its recorded outcome; a job that recorded none is ``missing``, or,
+    when a stop signal (``stopped``: its name) ended the sweep, ``not started``: the
+    sweep stopped before launching it, which running the command again does.
 
     ``jobs`` None (a sweeper other than Hydra's basic one chose the jobs as it went):
     the jobs that recorded an outcome, in job order.
@@ -222,16 +228,13 @@ def collect(sweep_dir: Path, jobs: Sequence[Sequence[str]] | None) -> list[Job]:
     found = []
     for num, overrides in numbered:
         record = records.get(num, {})
-        error = record.get("error") or (None if record else "the job recorded no outcome")
-        found.append(
-            Job(
-                num,
-                " ".join(overrides),
-                record.get("outcome", "missing"),
-                record.get("run_dir", ""),
-                error,
-            )
+        never = f"the sweep was stopped by {stopped} before this job started"
+        unrecorded = (
+            ("not started", never) if stopped else ("missing", "the job recorded no outcome")
         )
+        outcome = record.get("outcome", unrecorded[0])
+        error = record.get("error") or (None if record else unrecorded[1])
+        found.append(Job(num, " ".join(overrides), outcome, record.get("run_dir", ""), error))
     return found
 
 
@@ -277,7 +280,7 @@ def render(sweep_dir: Path, jobs: Sequence[Job]) -> str:
     ]
     for job in jobs:
         folder = _relative(job.run_dir, sweep_dir)
-        error = _one_line(job.error) if job.outcome in BAD else ""
+        error = _one_line(job.error) if job.outcome in (*BAD, "not started") else ""
         lines.append(f"| {job.num} | {job.outcome} | {job.overrides} | {folder} | {error} |")
     return "\n".join(lines) + "\n"
 
@@ -288,7 +291,7 @@ def console_summary(sweep_dir: Path, jobs: Sequence[Job]) -> str:
     shown = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES if tally[o])
     lines = [f"sweep of {len(jobs)} runs: {shown} (table: {Path(sweep_dir) / SUMMARY})"]
     for job in jobs:
-        if job.outcome in BAD:
+        if job.outcome in (*BAD, "not started"):
             where = _relative(job.run_dir, sweep_dir) or job.overrides
             lines.append(f"  {job.outcome}: {where}: {_one_line(job.error)}")
     return "\n".join(lines)
