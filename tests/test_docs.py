@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -59,3 +60,48 @@ def test_the_project_cites_only_docs_it_carries():
     papers = (REPO / "docs" / "papers.md").read_text()
     for preset in (REPO / "conf" / "experiment").glob("*.yaml"):
         assert preset.stem in papers, f"docs/papers.md does not describe {preset.stem}"
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``adaptrun ...`` line of the README's bash blocks, comments and line
+    continuations resolved, as argument lists."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.+?)\n```", readme, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "adaptrun":
+                commands.append(words[1:])
+    return commands
+
+
+def test_the_readmes_help_commands_answer_as_documented(tmp_path):
+    from conftest import run_cli
+
+    helps = [args for args in _readme_commands() if "--help" in args]
+    assert ["--help"] in helps and ["--help", "activation"] in helps
+    for args in helps:
+        result = run_cli(args, cwd=tmp_path)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "neuronwise_slope" in result.stdout, args  # an activation option is listed
+    assert not (tmp_path / "outputs").exists()  # help trains nothing
+
+
+@pytest.mark.slow  # trains one epoch
+def test_the_readmes_own_activation_runs_as_documented(tmp_path):
+    """The README's Snake, saved as the my_acts.py it names, runs with its command."""
+    from conftest import read_metrics, run_cli
+
+    readme = (REPO / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.+?)\n```", readme, re.S) if "class Snake" in b]
+    (tmp_path / "my_acts.py").write_text(code + "\n")
+    [args] = [a for a in _readme_commands() if "activation=custom" in a]
+    result = run_cli([*args, "trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = read_metrics(tmp_path / "run")
+    assert metrics["status"] == "completed"
+    assert metrics["hparams"]["activation.alpha"] == 0.5
+    assert metrics["params"]["activation"] > 0  # its alpha trained
+    assert metrics["learned_activation"]  # probed: it has no curves() of its own
