@@ -132,7 +132,7 @@ def test_a_sweep_on_a_full_disk_records_every_job_and_writes_its_summary(full_di
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     summary = (sweep / "summary.md").read_text()
-    assert "| 0 | 0 | 3 | 0 | 0 | 0 | 3 |" in summary  # three failed, none missing
+    assert "| 0 | 0 | 3 | 0 | 0 | 0 | 0 | 3 |" in summary  # three failed, none missing
     assert "No space left on device" in summary
     assert "not started: an earlier run of this sweep found the disk full" in summary
     assert not [p for p in sweep.rglob("*") if p.name.endswith((".tmp", ".reserve"))]

@@ -78,7 +78,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(failing_sweep):
     for folder in mnist:
         assert f"failed: {folder.name}: dataset mnist" in result.stderr
     summary = (sweep / "summary.md").read_text()
-    assert "| 4 | 0 | 4 | 0 | 0 | 0 | 8 |" in summary  # completed..missing, total
+    assert "| 4 | 0 | 4 | 0 | 0 | 0 | 0 | 8 |" in summary  # completed..missing, total
     assert len(re.findall(r"^\| \d+ \| failed \|", summary, re.MULTILINE)) == 4
 
 

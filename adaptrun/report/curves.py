@@ -58,12 +58,10 @@ def _scalars(run: Run) -> pd.DataFrame | None:
     except Exception as exc:
         log.warning("the events of %s cannot be read (%s); its curve is left out", run.folder, exc)
         return None
-    if scalars.empty:
-        return None
     steps = run.metrics.get("steps")
     every = run.config.get("trainer.log_every") or 1
-    logged = scalars[scalars["tag"] == "train/loss"]
-    last = int(logged["step"].max()) if not logged.empty else int(scalars["step"].max())
+    logged = scalars[scalars["tag"] == "train/loss"] if not scalars.empty else scalars
+    last = int(logged["step"].max()) if not logged.empty else 0
     if isinstance(steps, int) and isinstance(every, int) and last < steps - every:
         log.warning(
             "the events of %s end at step %d of %d (a damaged event file?); its curves are "
@@ -73,7 +71,7 @@ def _scalars(run: Run) -> pd.DataFrame | None:
             steps,
         )
         return None
-    return scalars
+    return None if scalars.empty else scalars
 
 
 def band(
