@@ -94,7 +94,11 @@ def test_results_give_intervals_and_tests_against_the_fixed_baseline(grid):
     text = markdown_metric_table(grid, "final_test_acc", base)
     low, high = table.loc["adact", "ci_low"], table.loc["adact", "ci_high"]
     p = table.loc["adact", "p_value"]
-    assert f"**0.7 [{low:.4g}, {high:.4g}] (3 runs, p={p:.2g})** [1 failed, 1 missing]" in text
+    assert table.loc["adact", "test"] == "Welch"  # these records hold no seeds to pair by
+    cell = (
+        f"**0.7 [{low:.4g}, {high:.4g}] (3 runs, p={p:.2g}, Holm {p:.2g})** [1 failed, 1 missing]"
+    )
+    assert cell in text  # one comparison: Holm's adjustment is the p-value itself
     assert "0.66 [" in text and "(3 runs, baseline)" in text
     with pytest.raises(ValueError, match="'gelu' is not a column; columns: relu, adact"):
         baseline_column(grid, "gelu")
@@ -187,3 +191,85 @@ def test_the_report_runs_as_a_module_and_describes_itself(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: adaptrun-report")
+
+
+def test_holm_adjusts_as_worked_by_hand():
+    from adaptrun.report.stats import holm
+
+    # sorted: 0.005, 0.01, 0.03, 0.04 of m = 4 -> 4*0.005, 3*0.01, 2*0.03, max(1*0.04, 0.06)
+    adjusted = holm([0.01, 0.04, 0.03, math.nan, 0.005])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and adjusted[4] == pytest.approx(0.02)
+    assert math.isnan(adjusted[3])  # not a comparison: not counted in the family
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == []
+
+
+def test_paired_runs_get_the_paired_tests_and_a_bootstrap_probability_of_improvement():
+    import numpy as np
+
+    from adaptrun.report.stats import compare
+
+    new = {0: 0.91, 1: 0.93, 2: 0.90, 3: 0.95, 4: 0.92}
+    old = {0: 0.90, 1: 0.90, 2: 0.91, 3: 0.92, 4: 0.89}
+    result = compare(new, old, goal="max")
+    a, b = np.array(list(new.values())), np.array(list(old.values()))
+    assert result.test == "paired t" and result.pairs == 5
+    assert result.p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert result.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert result.improvement == pytest.approx(0.8)  # 4 of 5 seeds better
+    rng = np.random.default_rng(0)
+    won = stats.bootstrap((a - b,), lambda d: np.mean(d > 0), n_resamples=2000,
+                          vectorized=False, method="percentile", rng=rng)  # fmt: skip
+    ci = won.confidence_interval
+    assert (result.improvement_low, result.improvement_high) == pytest.approx((ci.low, ci.high))
+    lower = compare(new, old, goal="min")  # a loss: lower is better
+    assert lower.improvement == pytest.approx(0.2) and lower.p == pytest.approx(result.p)
+
+
+def test_runs_that_do_not_pair_up_get_welch_and_the_share_of_every_pair():
+    from adaptrun.report.stats import compare
+
+    new, old = {0: 1.0, 1: 3.0}, {0: 2.0, 5: 0.0}
+    result = compare(new, old, goal="max")
+    assert result.test == "Welch" and result.pairs == 0 and math.isnan(result.wilcoxon_p)
+    assert result.p == pytest.approx(stats.ttest_ind([1, 3], [2, 0], equal_var=False).pvalue)
+    assert result.improvement == pytest.approx(3 / 4)  # 1>0, 3>2, 3>0; 1<2
+    assert compare({0: 1.0}, {0: 2.0}).test == "none"  # one run a side: nothing to test
+
+
+def test_robust_centres_are_the_median_and_the_interquartile_mean():
+    from adaptrun.report.stats import centres
+
+    values = [0.9, 0.91, 0.92, 0.93, 0.1]  # one diverged seed
+    median, iqm = centres(values)
+    assert median == pytest.approx(0.91)
+    assert iqm == pytest.approx(stats.trim_mean(values, 0.25)) and iqm == pytest.approx(0.91)
+
+
+def test_the_results_table_pairs_runs_by_seed_and_corrects_over_its_comparisons(tmp_path):
+    values = {"relu": [0.60, 0.62, 0.61], "global": [0.63, 0.66, 0.62], "adact": [0.58, 0.6, 0.6]}
+    cells = {}
+    for column, accs in values.items():
+        runs = []
+        for seed, acc in enumerate(accs):
+            run = _run(tmp_path, acc, 0 if column == "relu" else 4, 0.01, None)
+            run.config["seed"] = seed
+            runs.append(run)
+        cells[column] = Cell(runs)
+    grid = Grid(["model.name"], ["activation.name"], {"vgg1": cells})
+    table = metric_table(grid, "final_test_acc", "relu").set_index("column")
+    for column in ("global", "adact"):
+        assert table.loc[column, "test"] == "paired t" and table.loc[column, "pairs"] == 3
+        paired = stats.ttest_rel(values[column], values["relu"]).pvalue
+        assert table.loc[column, "p_value"] == pytest.approx(paired)
+    low, high = sorted(["global", "adact"], key=lambda c: table.loc[c, "p_value"])
+    assert table.loc[low, "p_holm"] == pytest.approx(2 * table.loc[low, "p_value"])
+    assert table.loc[high, "p_holm"] == pytest.approx(
+        max(2 * table.loc[low, "p_value"], table.loc[high, "p_value"])
+    )
+    text = markdown_metric_table(grid, "final_test_acc", "relu")
+    assert "p: the paired t-test (runs paired by seed and fold" in text
+    assert "over the table's 2 comparisons" in text
+    [line] = [row for row in text.splitlines() if row.startswith("| vgg1 ") and "global" in row
+              and "pairs" in row]  # fmt: skip
+    assert "paired t (3 pairs)" in line and "1 [1, 1]" in line  # every seed better

@@ -4,7 +4,6 @@ finished runs skipped on a rerun, interrupted ones resumed, with every launcher.
 from __future__ import annotations
 
 import csv
-import math
 import os
 import re
 import signal
@@ -158,19 +157,25 @@ def test_report_renders_the_papers_tables_and_plots_from_the_sweep(failing_sweep
         means[act] = statistics.fmean(accs)
         failed = rows[("mlp/mnist", act)]
         assert failed["mean"] == "" and failed["not_finished"] == "2 failed"
-    accs = {
-        act: [read_metrics(f)["final_test_acc"] for f in sweep.glob(f"activation={act},*digits*")]
+    accs = {  # by seed: seed k drew the same data and initial weights for both columns
+        act: [
+            read_metrics(next(sweep.glob(f"activation={act},*digits*,seed={seed}*")))[
+                "final_test_acc"
+            ]
+            for seed in (0, 1)
+        ]
         for act in ("relu", "global")
     }
     ci = scipy.stats.t.interval(0.95, 1, loc=means["global"], scale=scipy.stats.sem(accs["global"]))
     rec = rows[("mlp/digits", "global")]
     if accs["global"][0] != accs["global"][1]:
         assert (float(rec["ci_low"]), float(rec["ci_high"])) == pytest.approx(ci)
-    welch = scipy.stats.ttest_ind(accs["global"], accs["relu"], equal_var=False).pvalue
-    if math.isnan(welch):
-        assert rec["p_value"] == ""
-    else:
-        assert float(rec["p_value"]) == pytest.approx(welch)
+    assert rec["test"] == "paired t" and rec["pairs"] == "2"  # the seeds pair the runs
+    diff = [g - r for g, r in zip(accs["global"], accs["relu"], strict=True)]
+    if diff[0] != diff[1]:
+        paired = scipy.stats.ttest_rel(accs["global"], accs["relu"]).pvalue
+        assert float(rec["p_value"]) == pytest.approx(paired)
+        assert float(rec["p_holm"]) == pytest.approx(paired)  # the table's one comparison
     assert rows[("mlp/digits", "relu")]["baseline"] == "True"  # fixed: no activation params
     best = max(means, key=means.get)
     assert rows[("mlp/digits", best)]["best"] == "True"

@@ -7,13 +7,14 @@ pandas computes the statistics (groupby), shapes the tables (pivot) and writes t
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pandas as pd
 
-from adaptrun.report.runs import Grid
-from adaptrun.report.stats import interval, welch_p
+from adaptrun.report.runs import REPLICATE_KEYS, Grid
+from adaptrun.report.stats import Comparison, centres, compare, holm, interval
 from adaptrun.tasks import TASKS
 
 CELL = ["row", "column"]
@@ -48,38 +49,68 @@ def _number(value: Any) -> float | None:
 
 
 def metric_table(grid: Grid, key: str, baseline: str | None = None) -> pd.DataFrame:
-    """One record per cell: mean, std (0 for one run), the mean's 95% interval, Welch's
-    p-value against the row's ``baseline`` column, completed runs with the metric, runs,
-    what did not finish, and whether it is the row's best."""
+    """One record per cell: mean, std (0 for one run), the mean's 95% interval, median and
+    interquartile mean; against the row's ``baseline`` column: the test used (paired t
+    where the runs pair up by seed and fold, else Welch), its p-value, Wilcoxon's (paired),
+    Holm's adjustment over every comparison of the table, and the probability of
+    improvement with its bootstrap interval; completed runs with the metric, runs, what
+    did not finish, and whether it is the row's best."""
     values = pd.DataFrame(
         [
-            {"row": row, "column": col, "value": _number(run.metrics.get(key))}
+            {"row": row, "column": col, "value": _number(run.metrics.get(key)),
+             "replicate": json.dumps([run.config.get(k) for k in REPLICATE_KEYS])}
             for row, cells in grid.cells.items()
             for col, cell in cells.items()
             for run in cell.with_status("completed")
         ],
-        columns=[*CELL, "value"],
-    ).dropna()
+        columns=[*CELL, "value", "replicate"],
+    ).dropna()  # fmt: skip
     stats = values.groupby(CELL, sort=False)["value"].agg(["mean", "std", "count"])
     table = _cells(grid).merge(stats.reset_index(), on=CELL, how="left")
     table["std"] = table["std"].where(table["count"] != 1, 0.0)
     table["completed"] = table["count"].fillna(0).astype(int)
-    pick = "max" if grid.goal(key) == "max" else "min"
-    best = table.groupby("row", sort=False)["mean"].transform(pick)
+    goal = grid.goal(key)
+    best = table.groupby("row", sort=False)["mean"].transform("max" if goal == "max" else "min")
     table["best"] = table["mean"].notna() & (table["mean"] == best)
-    samples = values.groupby(CELL, sort=False)["value"].agg(list).to_dict()
+    samples = {
+        cell: _by_replicate(cell, list(group["replicate"]), list(group["value"]))
+        for cell, group in values.groupby(CELL, sort=False)
+    }
     cells = list(zip(table["row"], table["column"], strict=True))
-    cis = [interval(samples.get(cell, [])) for cell in cells]
+    cis = [interval(list(samples.get(cell, {}).values())) for cell in cells]
     table["ci_low"], table["ci_high"] = [lo for lo, _ in cis], [hi for _, hi in cis]
-    table["p_value"] = [
-        welch_p(samples.get((r, c), []), samples.get((r, baseline), []))
+    middle = [centres(list(samples.get(cell, {}).values())) for cell in cells]
+    table["median"], table["iqm"] = [m for m, _ in middle], [q for _, q in middle]
+    none = Comparison("none", math.nan, math.nan, 0, math.nan, math.nan, math.nan)
+    tests = [
+        compare(samples.get((r, c), {}), samples.get((r, baseline), {}), goal)
         if baseline is not None and c != baseline
-        else math.nan
+        else none
         for r, c in cells
     ]
+    table["test"] = [t.test if baseline is not None and c != baseline else ""
+                     for t, (_, c) in zip(tests, cells, strict=True)]  # fmt: skip
+    table["p_value"] = [t.p for t in tests]
+    table["p_wilcoxon"] = [t.wilcoxon_p for t in tests]
+    table["p_holm"] = holm(list(table["p_value"]))
+    table["p_improvement"] = [t.improvement for t in tests]
+    table["p_improvement_low"] = [t.improvement_low for t in tests]
+    table["p_improvement_high"] = [t.improvement_high for t in tests]
+    table["pairs"] = [t.pairs for t in tests]
     table["baseline"] = table["column"] == baseline
-    columns = [*CELL, "mean", "std", "ci_low", "ci_high", "p_value", "baseline"]
+    columns = [*CELL, "mean", "std", "ci_low", "ci_high", "median", "iqm", "test", "pairs"]
+    columns += ["p_value", "p_holm", "p_wilcoxon", "p_improvement", "p_improvement_low"]
+    columns += ["p_improvement_high", "baseline"]
     return table[[*columns, "runs", "completed", "not_finished", "best"]]
+
+
+def _by_replicate(cell: Any, replicates: list[str], values: list[float]) -> dict[Any, float]:
+    """A cell's values by seed and fold, which pair them with the baseline's; where those
+    do not tell its runs apart (records without them), by a key of the cell's own, so
+    they pair with nothing and none is lost."""
+    if len(set(replicates)) == len(replicates):
+        return dict(zip(replicates, values, strict=True))
+    return {(cell, i): v for i, v in enumerate(values)}
 
 
 def shaped_markdown(grid: Grid, part: pd.DataFrame) -> str:
@@ -92,20 +123,69 @@ def shaped_markdown(grid: Grid, part: pd.DataFrame) -> str:
 
 
 def markdown_metric_table(grid: Grid, key: str, baseline: str | None = None) -> str:
-    """Rows model/dataset, columns activation; ``mean [95% CI] (n) p``, the row's best in
-    bold."""
+    """Rows model/dataset, columns activation; ``mean [95% CI] (runs, p, Holm p)``, the
+    row's best in bold; then each comparison's details."""
     table = metric_table(grid, key, baseline)
     table["text"] = [_metric_cell(r) for r in table.to_dict("records")]
-    against = (
-        f"p: Welch's t-test against the row's baseline, {baseline}"
-        if baseline is not None
-        else "no baseline column (no fixed activation; pick one with --baseline)"
-    )
-    return (
+    if baseline is None:
+        against = "no baseline column (no fixed activation; pick one with --baseline)"
+    else:
+        used = sorted({t for t in table["test"] if t and t != "none"})
+        against = (
+            f"p: {' or '.join(TEST_NAMES[t] for t in used) or 'no test (one run a side)'} "
+            f"against the row's baseline, {baseline}; Holm: p adjusted by Holm's method over "
+            f"the table's {int(table['p_value'].notna().sum())} comparisons"
+        )
+    text = (
         f"{key}: mean [95% confidence interval of the mean] over seeds/folds (completed "
         f"runs); {against}; best per row in bold ({grid.goal(key)} is better)\n\n"
         + shaped_markdown(grid, table)
         + "\n"
+    )
+    if baseline is not None and table["p_value"].notna().any():
+        text += "\n" + _comparisons(table, grid.goal(key))
+    return text
+
+
+TEST_NAMES = {
+    "paired t": "the paired t-test (runs paired by seed and fold: the same data and initial "
+    "weights)",
+    "Welch": "Welch's t-test (runs that do not pair up)",
+}
+
+
+def _comparisons(table: pd.DataFrame, goal: str) -> str:
+    """Every column against its row's baseline: the test, the p-values, the probability
+    of improvement and the robust centres."""
+    tested = table[table["p_value"].notna()]
+    better = "higher" if goal == "max" else "lower"
+
+    def fmt(value: float, digits: str = ".2g") -> str:
+        return "—" if pd.isna(value) else format(value, digits)
+
+    pairs = zip(tested["test"], tested["pairs"], strict=True)
+    shown = pd.DataFrame(
+        {
+            "row": tested["row"],
+            "column": tested["column"],
+            "test": [f"{t} ({n} pairs)" if n else t for t, n in pairs],
+            "p": [fmt(v) for v in tested["p_value"]],
+            "Holm p": [fmt(v) for v in tested["p_holm"]],
+            "Wilcoxon p": [fmt(v) for v in tested["p_wilcoxon"]],
+            "P(better) [95% CI]": [
+                f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+                for v, lo, hi in zip(tested["p_improvement"], tested["p_improvement_low"],
+                                     tested["p_improvement_high"], strict=True)
+            ],
+            "median": [fmt(v, ".4g") for v in tested["median"]],
+            "IQM": [fmt(v, ".4g") for v in tested["iqm"]],
+        }
+    )  # fmt: skip
+    return (
+        f"Each column against its row's baseline. P(better): the share of run pairs (by "
+        f"seed where paired, else every pair) in which the column's value is {better} "
+        f"(ties count half), with a 95% percentile-bootstrap interval; IQM: the mean of the "
+        f"middle half of the runs.\n\n{shown.to_markdown(index=False)}\n"
     )
 
 
@@ -125,7 +205,7 @@ def _metric_cell(rec: dict[str, Any]) -> str:
         )
         test = ", baseline" if rec["baseline"] else ""
         if not pd.isna(rec["p_value"]):
-            test = f", p={rec['p_value']:.2g}"
+            test = f", p={rec['p_value']:.2g}, Holm {rec['p_holm']:.2g}"
         text = f"{rec['mean']:.4g} {spread} ({runs(rec['completed'])}{test})"
     if rec["best"]:
         text = f"**{text}**"
