@@ -34,8 +34,8 @@ def test_plan_stacks_what_differs_only_in_stackable_keys():
     )
     stacks = plan(jobs, max_stack=4)
     assert [s.nums for s in stacks] == [[0, 1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
-    assert stacks[0].common == ["activation=tanh", "optimizer.lr=0.1"]
-    assert stacks[0].own[3] == ["activation.n=5", "seed=0"]
+    assert stacks[0].common == ["activation=tanh"]  # adam and sgd take the rate per run
+    assert stacks[0].own[3] == ["activation.n=5", "seed=0", "optimizer.lr=0.1"]
     # a recovery term present or absent is structure: zero and nonzero weights stack apart
     recovery = plan(combos(["activation.slope_recovery=0,0.5,1", "seed=0,1"]), 8)
     assert [s.nums for s in recovery] == [[0, 1], [2, 3, 4, 5]]
@@ -46,11 +46,15 @@ def test_plan_stacks_what_differs_only_in_stackable_keys():
         "trainer.epochs=3",
     ]
     line = stacks[1].overrides(jobs, ["optimizer.lr"])
-    assert line[0:2] == stacks[1].common and line[-1] == "hydra.sweep.subdir=stack-4x2"
-    assert line[2] == (
-        "+adaptrun_stack=[[4,'activation.n=5,activation=tanh,seed=1','activation.n=5','seed=1'],"
-        "[5,'activation.n=5,activation=tanh,seed=2','activation.n=5','seed=2']]"
+    assert line[0:1] == stacks[1].common and line[-1] == "hydra.sweep.subdir=stack-4x2"
+    assert line[1] == (
+        "+adaptrun_stack=[[4,'activation.n=5,activation=tanh,seed=1','activation.n=5',"
+        "'seed=1','optimizer.lr=0.1'],[5,'activation.n=5,activation=tanh,seed=2',"
+        "'activation.n=5','seed=2','optimizer.lr=0.1']]"
     )
+    # a learning-rate grid stacks: the runs differ only in a key the optimizer takes per run
+    (rates,) = plan(combos(["optimizer.lr=1e-3,3e-3", "optimizer.weight_decay=0,1e-4"]), 8)
+    assert rates.nums == [0, 1, 2, 3] and rates.common == []
     assert run_folder(jobs[4], 4, []) == "activation.n=5,activation=tanh,optimizer.lr=0.1,seed=1"
 
 
@@ -217,3 +221,71 @@ def test_a_bad_max_stack_is_one_line_and_nothing_written(tmp_path):
         "adaptrun: error: hydra.sweeper.max_stack: must be an integer >= 1 (got 0)"
     )
     assert not sweep.exists()
+
+
+RATE_CASES = {
+    "adam": ["optimizer.lr=1e-3,3e-3"],
+    "sgd": ["optimizer=sgd", "optimizer.lr=0.002,0.005", "optimizer.momentum=0.9"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("optimizer", "fused"), [("adam", True), ("sgd", False)], ids=["adam-fused", "sgd-for-loop"]
+)
+def test_stacked_runs_with_their_own_rates_equal_their_unstacked_twins(
+    optimizer, fused, tmp_path, monkeypatch
+):
+    """A learning-rate and weight-decay grid trained as one stack: each run's metrics and
+    TensorBoard series (its loss and its own rate) are those of its separate twin. The
+    rates are applied around the optimizer's step, whichever implementation takes it:
+    torch's fused kernel or its per-tensor loop (one case each, to keep the suite short)."""
+    from adaptrun.training import optim
+
+    if not fused:  # torch's per-tensor update instead of its fused kernel
+        monkeypatch.setattr(optim, "fusable", lambda params: False)
+    grid = [
+        "experiment=jagtap_discontinuous", "activation=layerwise_slope",
+        *RATE_CASES[optimizer], "optimizer.weight_decay=0,1e-3", "trainer.epochs=40",
+        "trainer.eval_every=20",
+    ]  # fmt: skip
+    jobs = combos(grid)
+    (stack,) = plan(jobs, 8)
+    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    line = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in job}  # as the CLI passes them
+    stacked = run(compose_config(job), tmp_path / "sweep" / "job", line)
+    assert stacked["status"] == "completed" and len(stacked["runs"]) == 4
+    finals = set()
+    for num, combo in enumerate(jobs):
+        folder = tmp_path / "sweep" / run_folder(combo, num, [])
+        mine = read_metrics(folder)
+        given = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in combo}
+        twin = run(compose_config(combo), tmp_path / f"twin{num}", given)
+        assert_same_run(mine, twin)
+        assert mine["hparams"]["optimizer.lr"] == twin["hparams"]["optimizer.lr"]
+        ours, theirs = events(folder), events(tmp_path / f"twin{num}")
+        for tag in ("train/loss", "train/lr", "test/rel_l2"):
+            a, b = ours.Scalars(tag), theirs.Scalars(tag)
+            assert [e.step for e in a] == [e.step for e in b], tag
+            assert [e.value for e in a] == pytest.approx([e.value for e in b], rel=1e-4), tag
+        finals.add(mine["final_train_loss"])
+    assert len(finals) == 4  # every rate and decay really made its own run
+
+
+def test_a_stack_of_rates_is_refused_for_an_optimizer_that_cannot_take_them(monkeypatch):
+    import dataclasses
+
+    from adaptrun.config.check import check_config
+    from adaptrun.core.errors import ConfigError
+    from adaptrun.training.optim import OPTIMIZERS, OptimizerCapabilities
+
+    plain = dataclasses.replace(OPTIMIZERS["adam"], capabilities=OptimizerCapabilities())
+    monkeypatch.setitem(OPTIMIZERS._entries, "adam", plain)
+    jobs = combos(["optimizer.lr=1e-3,3e-3"])
+    (stack,) = plan(jobs, 8)
+    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    with pytest.raises(ConfigError) as refused:
+        check_config(compose_config(job))
+    assert str(refused.value).startswith(
+        "optimizer.lr: optimizer=adam cannot give the runs of one stack their own rate"
+    )

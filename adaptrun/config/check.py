@@ -15,7 +15,7 @@ import torch
 from adaptrun.activations import ActivationFactory, Capabilities
 from adaptrun.activations.family import require as require_activation
 from adaptrun.activations.fused import triton_usable
-from adaptrun.config.plan import PLAN_KEY
+from adaptrun.config.plan import PLAN_KEY, key_of
 from adaptrun.core.errors import is_count, is_number, require
 from adaptrun.core.schemas import check_root, check_section
 from adaptrun.data import DATASETS
@@ -223,6 +223,15 @@ def check_stack(
         "trainer.stack",
         f"stacks runs whose optimizer updates each element on its own "
         f"({', '.join(elementwise)}); use trainer.stack=1 with {cfg['optimizer']['name']}",
+    )
+    own = {key_of(o) for entry in planned or () for o in list(entry)[2:]}
+    rates = sorted(own & {"optimizer.lr", "optimizer.weight_decay"})
+    per_run = [e.name for e in OPTIMIZERS.values() if e.capabilities.per_run_rates]
+    require(
+        not rates or OPTIMIZERS[cfg["optimizer"]["name"]].capabilities.per_run_rates,
+        rates[0] if rates else "optimizer",
+        f"optimizer={cfg['optimizer']['name']} cannot give the runs of one stack their own "
+        f"rate or weight decay ({', '.join(per_run)} can); sweep it with the basic sweeper",
     )
     require(
         cfg["trainer"]["lbfgs_steps"] == 0,

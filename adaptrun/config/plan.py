@@ -59,13 +59,18 @@ def _quote(value: Any) -> str:
 
 
 def stackable() -> dict[str, Callable[[str], str] | None]:
-    """The keys that may differ within a stack: the seed, and every family's per-run
-    settings, each with what must still be equal within one (see ActivationFamily)."""
+    """The keys that may differ within a stack: the seed, every family's per-run settings,
+    each with what must still be equal within one (see ActivationFamily), and the rate and
+    weight decay where an optimizer takes them per run (its ``per_run_rates``; runs of
+    another optimizer differ in ``optimizer`` and never share a stack)."""
     from adaptrun.activations import FAMILIES  # here: --help and --cfg load no torch
+    from adaptrun.training.optim import OPTIMIZERS
 
     keys: dict[str, Callable[[str], str] | None] = {"seed": None}
     for family in FAMILIES.values():
         keys.update({f"activation.{key}": kind for key, kind in family.per_run.items()})
+    if any(entry.capabilities.per_run_rates for entry in OPTIMIZERS.values()):
+        keys.update({"optimizer.lr": None, "optimizer.weight_decay": None})
     return keys
 
 

@@ -45,7 +45,8 @@ from adaptrun.tasks.protocol import Trainable
 from adaptrun.training import fastpaths
 from adaptrun.training.loop import Loop, train
 from adaptrun.training.optim import build_optimizer, build_schedule
-from adaptrun.training.stacked import isolating, stack_size, together
+from adaptrun.training.run_rates import own_rates
+from adaptrun.training.stacked import StackedTracker, isolating, stack_size, together
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,10 @@ def _train(
         model, trained, tracker = together(models, tasks, trackers)
         threads = _threads(cfg, concurrent_jobs, model, trained, device, resumed)
         torch.set_num_threads(threads.count)
-        optimizer = build_optimizer(model, cfg.optimizer)
+        # the first run's optimizer settings: a stacked sweep's runs may each set their own
+        # rate (the job's config holds only what they share)
+        optimizer = build_optimizer(model, specs[0].cfg.optimizer)
+        _own_rates(specs, optimizer, tracker)
         schedule = build_schedule(optimizer, cfg.optimizer, trained.steps_per_epoch, total)
     except Exception as exc:
         _record_failure(exc, specs)
@@ -429,6 +433,19 @@ def _meta(
     if optimizer is not None:  # torch's fused update kernel, or its loop over tensors
         settings["optimizer_fused"] = all(g.get("fused") for g in optimizer.param_groups)
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
+
+
+def _own_rates(specs: Sequence[RunSpec], optimizer: torch.optim.Optimizer, records: Any) -> None:
+    """A stack whose runs differ in optimizer.lr or optimizer.weight_decay (the config
+    check let only an optimizer with ``per_run_rates`` through): each run's update takes
+    its own (run_rates.py), and its records log its own rate."""
+    if len(specs) < 2:
+        return
+    rates = [float(spec.cfg.optimizer.get("lr", 0.0)) for spec in specs]
+    decays = [float(spec.cfg.optimizer.get("weight_decay", 0.0)) for spec in specs]
+    factors = own_rates(optimizer, rates, decays)
+    if factors is not None and isinstance(records, StackedTracker):
+        records.lr_factors = factors
 
 
 def _tracker(

@@ -28,6 +28,9 @@ class OptimizerCapabilities:
     learning_rate: bool = True  # optimizer.lr, weight decay and a schedule apply
     elementwise: bool = True  # each element's update is its own: stacked runs take it exactly
     owns_step: bool = False  # computes the whole step itself (MOLF): the loop runs its step
+    # its update is linear in the rate and its weight decay a gradient term (L2): a stack's
+    # runs may each take their own optimizer.lr and optimizer.weight_decay (run_rates.py)
+    per_run_rates: bool = False
 
 
 def _no_check(cfg: Mapping[str, Any]) -> None:
@@ -156,21 +159,23 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
 def param_groups(model: nn.Module, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Activation parameters get no weight decay (it would pull slopes towards zero);
     a transfer model's pretrained backbone gets ``model.backbone_lr_mult`` times the rate;
-    frozen parameters are left out."""
+    frozen parameters are left out. The decayed groups say so (``decayed``), whatever
+    their decay: a stack's runs may each take their own (run_rates.py)."""
     lr = float(cfg["lr"])
     exempt_ids = {id(p) for p in activation_parameters(model, exempt_only=True)}
     backbone: list[nn.Parameter] = getattr(model, "backbone_parameters", list)()  # transfer
     backbone_ids = {id(p) for p in backbone}
     trainable = [p for p in model.parameters() if p.requires_grad]
     decayed = [p for p in trainable if id(p) not in exempt_ids | backbone_ids]
-    groups: list[dict[str, Any]] = [{"params": decayed, "weight_decay": float(cfg["weight_decay"])}]
+    wd = float(cfg["weight_decay"])
+    groups: list[dict[str, Any]] = [{"params": decayed, "weight_decay": wd, "decayed": True}]
     exempt = [p for p in trainable if id(p) in exempt_ids]
     if exempt:
         groups.append({"params": exempt, "weight_decay": 0.0})
     slow = [p for p in backbone if p.requires_grad]
     if slow:  # a pretrained backbone may learn slower than the new layers
         mult = float(getattr(model, "backbone_lr_mult", 1.0))
-        groups.append({"params": slow, "weight_decay": float(cfg["weight_decay"]), "lr": lr * mult})
+        groups.append({"params": slow, "weight_decay": wd, "lr": lr * mult, "decayed": True})
     return groups
 
 
@@ -191,8 +196,9 @@ def _sgd(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, fused=fused)
 
 
-OPTIMIZERS.register(OptimizerEntry("adam", AdamConfig, _adam, check=_check_adam))
-OPTIMIZERS.register(OptimizerEntry("sgd", SGDConfig, _sgd, check=_check_sgd))
+RATES = OptimizerCapabilities(per_run_rates=True)
+OPTIMIZERS.register(OptimizerEntry("adam", AdamConfig, _adam, RATES, check=_check_adam))
+OPTIMIZERS.register(OptimizerEntry("sgd", SGDConfig, _sgd, RATES, check=_check_sgd))
 
 
 def fusable(params: list[nn.Parameter]) -> bool:

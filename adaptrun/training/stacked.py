@@ -216,6 +216,8 @@ class StackedTracker:
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
+        # each run's rate as a factor of the schedule's (run_rates.own_rates), if they differ
+        self.lr_factors = [1.0] * len(self.trackers)
         # the runs' losses summed as one (R,) tensor and read back at once: one device
         # sync per window for the stack, not two per run
         self.window = LossWindow(self.trackers[0].window.every)
@@ -254,8 +256,8 @@ class StackedTracker:
     def train_step(
         self, step: int, loss: torch.Tensor, penalty: torch.Tensor, lr: float
     ) -> Logged | None:
-        for tracker in self.trackers:
-            tracker.at(step, lr)
+        for tracker, factor in zip(self.trackers, self.lr_factors, strict=True):
+            tracker.at(step, lr * factor)
         self.window.add(loss.detach(), penalty.detach())
         return self.close_window() if step % self.window.every == 0 else None
 
