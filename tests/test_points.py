@@ -242,3 +242,35 @@ def test_the_deepxde_peer_refuses_what_deepxde_lacks(activation):
     with pytest.raises(SystemExit, match="DeepXDE's PyTorch backend has no"):
         _peer().activation_name(cfg.activation)
     assert _peer().seeds_of("0-4") == [0, 1, 2, 3, 4] and _peer().seeds_of("2,5") == [2, 5]
+
+
+def test_validation_points_are_drawn_per_seed_apart_from_the_training_and_test_points():
+    """dataset.n_val: the function and Burgers tasks draw validation points of their own
+    (uniform, a stream apart, so the training draw is unchanged), scored as val_* with
+    the exact target there; 0 (the default) adds none."""
+    function = lambda *o: TASKS["function"].build(  # noqa: E731
+        compose_config(["experiment=jagtap_discontinuous", *o]), CPU
+    )
+    plain, held = function(), function("dataset.n_val=64")
+    assert torch.equal(plain.x_train, held.x_train)  # the training draw is unchanged
+    assert "val_rel_l2" not in plain.goals and held.goals["val_rel_l2"] == "min"
+    assert held.x_val.shape == (64, 1) and not np.isin(held.x_val, held.x_train).any()
+    drawn = held._val_points(0)  # float64, before the float32 the network sees
+    assert torch.equal(held.y_val, held.fn(drawn)[:, None].float())
+    assert drawn.min() >= -3.0 and drawn.max() <= 3.0
+    assert not torch.equal(held.with_seed(1).x_val, held.x_val)  # the seed redraws it
+    net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1))
+    scores = held.evaluate(net)
+    with torch.no_grad():
+        err = net(held.x_val) - held.y_val
+    assert scores["val_rel_l2"] == pytest.approx((err.norm() / held.y_val.norm()).item())
+    assert set(plain.evaluate(net)) == {"test_mse", "test_rel_l2"}
+
+    task, _ = burgers("dataset.n_val=50")
+    assert task.xt_val.shape == (50, 2) and task.goals["val_rel_l2"] == "min"
+    x, t = task.xt_val[:, 0].double().numpy(), task.xt_val[:, 1].double().numpy()
+    assert task.u_val[:, 0].numpy() == pytest.approx(exact_u(x, t, task.nu), abs=1e-5)
+    assert not torch.equal(task.with_seed(3).xt_val, task.xt_val)
+    net_2d = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+    assert {"val_mse", "val_rel_l2"} <= set(task.evaluate(net_2d))
+    assert "val_rel_l2" not in burgers()[0].evaluate(net_2d)

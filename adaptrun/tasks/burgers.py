@@ -37,6 +37,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # collocation xt, data 
 UFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 2) points (x, t) -> (N, 1) values
 log = logging.getLogger(__name__)
 SHOCK_POINTS = 2001  # the x grid at t = 1 on which the shock is located (spacing 0.001)
+VAL_STREAM = 7_919_000  # offsets the validation draw's generator from the training draw's
 PROFILE_TIMES = (0.25, 0.5, 0.75, 1.0)
 DATA_MEANS = ("joint", "separate")
 
@@ -135,7 +136,12 @@ class BurgersTask:
         self.xt_shock = torch.tensor(
             np.stack([self.x_shock, np.ones(SHOCK_POINTS)], 1), dtype=torch.float32, device=device
         )
-        self.goals = dict(self.GOALS)
+        self.n_val = int(data.get("n_val", 0))
+        self.xt_val, self.u_val = self._val_points(seed)
+        self.goals = {
+            **self.GOALS,
+            **({"val_mse": "min", "val_rel_l2": "min"} if self.n_val else {}),
+        }
 
     def _points(self, seed: int) -> Batch:
         """The seed's training points: initial (t = 0) and boundary (x = +-1) points, half
@@ -154,6 +160,18 @@ class BurgersTask:
         u_data = torch.cat([-torch.sin(math.pi * x_ic), torch.zeros_like(t_bc)])
         xt_f = sample_box(int(data["n_collocation"]), [-1.0, 0.0], [1.0, 1.0], method, gen)
         return tuple(v.float().to(self.device) for v in (xt_f, xt_data, u_data))  # type: ignore[return-value]
+
+    def _val_points(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The seed's validation points: ``dataset.n_val`` uniform draws over [-1, 1] x
+        [0, 1] from a stream of their own, with the exact u there: for choosing settings
+        without reading the test grid."""
+        gen = torch.Generator().manual_seed(VAL_STREAM + seed)
+        xt = sample_box(self.n_val, [-1.0, 0.0], [1.0, 1.0], "uniform", gen).numpy()
+        u = exact_u(xt[:, 0], xt[:, 1], self.nu, int(self.data["quadrature"]))
+        return (
+            torch.tensor(xt, dtype=torch.float32, device=self.device),
+            torch.tensor(u.reshape(-1, 1), dtype=torch.float32, device=self.device),
+        )
 
     @staticmethod
     def u(model: nn.Module) -> UFn:
@@ -177,6 +195,7 @@ class BurgersTask:
         task = copy.copy(self)
         task.points_seed = seed
         task.batch = self._points(seed)
+        task.xt_val, task.u_val = self._val_points(seed)
         return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
@@ -217,10 +236,16 @@ class BurgersTask:
     def test_scores(self, u: UFn) -> dict[str, float]:
         """The errors of any solution ``u`` of physical (x, t) against the exact one (the
         DeepXDE peer scores its networks with this too)."""
+        val = {}
+        if self.n_val:
+            miss = u(self.xt_val) - self.u_val
+            val = {"val_mse": miss.pow(2).mean().item(),
+                   "val_rel_l2": (miss.norm() / self.u_val.norm()).item()}  # fmt: skip
         err = u(self.xt_test) - self.u_test
         end = u(self.xt_shock)[:, 0].double().cpu().numpy()
         shock = shock_position(self.x_shock, end)
         return {
+            **val,
             "test_mse": err.pow(2).mean().item(),
             "test_rel_l2": (err.norm() / self.u_test.norm()).item(),
             # no crossing at all: 1, the half-width of the domain
@@ -328,6 +353,7 @@ class BurgersDatasetConfig:
     split_seed: int | None = None  # None: the run's seed draws the points
     test_nx: int = 256
     test_nt: int = 100
+    n_val: int = 0  # validation points the seed draws (0: none), for tuning without the test
     quadrature: int = 400
 
 
@@ -339,6 +365,7 @@ def _check_dataset(dataset: Mapping[str, Any]) -> None:
     )
     for key in ("n_boundary", "n_collocation", "test_nx", "test_nt", "quadrature"):
         require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+    require(is_count(dataset["n_val"], 0), "dataset.n_val", "must be an integer >= 0 (0: none)")
     require(is_number(dataset["nu"]) and dataset["nu"] > 0, "dataset.nu", "must be > 0")
 
 

@@ -36,6 +36,7 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sin": torch.sin,
 }
 SAMPLINGS = ("random", "grid", *BOX_SAMPLINGS)  # random: uniform draws
+VAL_STREAM = 7_919_000  # offsets the validation draw's generator from the training draw's
 
 
 class FunctionTask:
@@ -54,7 +55,12 @@ class FunctionTask:
         self.x_train, self.y_train = self._pair(self._points(seed), self.fn, device)
         grid = torch.linspace(low, high, int(cfg["n_test"]), dtype=torch.float64)
         self.x_test, self.y_test = self._pair(grid, self.fn, device)
-        self.goals = dict(self.GOALS)
+        self.n_val = int(cfg.get("n_val", 0))
+        self.x_val, self.y_val = self._pair(self._val_points(seed), self.fn, device)
+        self.goals = {
+            **self.GOALS,
+            **({"val_mse": "min", "val_rel_l2": "min"} if self.n_val else {}),
+        }
 
     def _points(self, seed: int) -> torch.Tensor:
         """The training points the seed draws (``grid``: evenly spaced, for every seed)."""
@@ -70,6 +76,14 @@ class FunctionTask:
                 .values
             )
         return sample_box(n, [low], [high], method, gen)[:, 0].sort().values
+
+    def _val_points(self, seed: int) -> torch.Tensor:
+        """The seed's validation points: ``dataset.n_val`` uniform draws over the domain
+        from a stream of their own (the training points' draw is unchanged by them), for
+        choosing settings without reading the test grid."""
+        low, high = (float(v) for v in self.cfg["domain"])
+        gen = torch.Generator().manual_seed(VAL_STREAM + seed)
+        return low + (high - low) * torch.rand(self.n_val, generator=gen, dtype=torch.float64)
 
     @staticmethod
     def _pair(x: torch.Tensor, fn: Callable, device: torch.device) -> Batch:
@@ -87,6 +101,7 @@ class FunctionTask:
         task = copy.copy(self)
         task.points_seed = seed
         task.x_train, task.y_train = self._pair(self._points(seed), self.fn, self.device)
+        task.x_val, task.y_val = self._pair(self._val_points(seed), self.fn, self.device)
         return task
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
@@ -98,13 +113,14 @@ class FunctionTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        with eval_mode(model):
-            pred = model(self.x_test)
-        err = pred - self.y_test
-        return {
-            "test_mse": err.pow(2).mean().item(),
-            "test_rel_l2": (err.norm() / self.y_test.norm()).item(),
-        }
+        scores = {}
+        splits = [("val", self.x_val, self.y_val)] if self.n_val else []
+        for split, x, y in [*splits, ("test", self.x_test, self.y_test)]:
+            with eval_mode(model):
+                err = model(x) - y
+            scores[f"{split}_mse"] = err.pow(2).mean().item()
+            scores[f"{split}_rel_l2"] = (err.norm() / y.norm()).item()
+        return scores
 
     def settings(self) -> dict[str, Any]:
         return {"data_seed": self.points_seed}  # what drew the training points
@@ -144,6 +160,7 @@ class FunctionDatasetConfig:
     n_train: int = 300
     sampling: str = "random"  # random | grid | lhs | uniform | hammersley | halton | sobol
     n_test: int = 2000
+    n_val: int = 0  # validation points the seed draws (0: none), for tuning without the test
     split_seed: int | None = None  # None: the run's seed draws the points
 
 
@@ -166,6 +183,7 @@ def _check_dataset(dataset: Mapping[str, Any]) -> None:
     )
     for key in ("n_train", "n_test"):
         require(is_count(dataset[key]), f"dataset.{key}", "must be an integer >= 1")
+    require(is_count(dataset["n_val"], 0), "dataset.n_val", "must be an integer >= 0 (0: none)")
 
 
 DATASETS.register(
