@@ -114,9 +114,18 @@ def test_time_to_target_is_the_median_relative_to_the_baseline(grid):
     assert (table.loc["adact", "reached"], table.loc["adact", "completed"]) == (2, 3)
 
 
-def test_cost_is_activation_parameters_and_time_per_step(grid):
+def test_cost_is_parameters_flops_and_time_per_step(grid):
+    for column, flops in (("relu", 2e9), ("adact", 3e9)):
+        for run in grid.cells["vgg1/cifar10"][column].with_status("completed"):
+            run.metrics["flops_per_step"] = flops
+            run.metrics["params"]["total"] = 1000 + run.metrics["params"]["activation"]
     table = cost_table(grid, "relu").set_index("column")
     assert table.loc["adact", "activation_params"] == 50
+    assert table.loc["adact", "total_params"] == 1050
+    assert table.loc["adact", "flops_vs_baseline"] == pytest.approx(1.5)
+    from adaptrun.report.compare import markdown_cost_table
+
+    assert "50 / 1050 params, 3 GFLOPs (1.50x)" in markdown_cost_table(grid, "relu")
     assert table.loc["adact", "seconds_per_step"] == pytest.approx(0.020)
     assert table.loc["adact", "time_vs_baseline"] == pytest.approx(0.020 / 0.011)
 
@@ -135,11 +144,11 @@ def test_seconds_of_separately_timed_runs_are_left_out_with_a_note(grid):
     assert speed.loc["adact", "steps_vs_baseline"] == pytest.approx(225 / 500)
     assert not [c for c in speed.columns if "seconds" in c]
     assert not [c for c in convergence_table(grid).columns if "seconds" in c]
-    assert list(cost_table(grid, "relu").columns) == ["row", "column", "activation_params"]
+    assert not [c for c in cost_table(grid, "relu").columns if "seconds" in c or "time" in c]
     speed_text, cost_text = markdown_speed_tables(grid, "relu"), markdown_cost_table(grid, "relu")
     assert "0.45x steps (2 of 3)" in speed_text and "seconds (2" not in speed_text
     assert SEPARATELY_TIMED in speed_text and SEPARATELY_TIMED in cost_text
-    assert "50 params" in cost_text and "ms/step" not in cost_text
+    assert "50 / " in cost_text and "ms/step" not in cost_text
     assert "mean epochs / steps to reach it" in markdown_convergence_tables(grid)
     assert "s |" not in markdown_convergence_tables(grid)
 

@@ -66,51 +66,75 @@ def _speed_cell(rec: dict[str, Any], baseline: str) -> str:
 
 
 def cost_table(grid: Grid, baseline: str | None) -> pd.DataFrame:
-    """Per cell: the activation's trainable parameters and the median seconds per
-    training step, and that time as a ratio to the row's baseline."""
+    """Per cell: trainable parameters (the activation's and the total), FLOPs per
+    training step (as the runs counted them: matrix products and convolutions) and
+    their ratio to the row's baseline, and, for runs timed in one job only, the median
+    seconds per step and its ratio."""
     records = []
     for row, cells in grid.cells.items():
         for column, cell in cells.items():
             runs = cell.with_status("completed")
-            params = [r.metrics.get("params", {}).get("activation") for r in runs]
-            seconds = [r.metrics.get("seconds_per_step") for r in runs]
+
+            params = [r.metrics.get("params", {}) for r in runs]
             records.append(
                 {
                     "row": row,
                     "column": column,
-                    "activation_params": pd.Series(params, dtype=float).median(),
-                    "seconds_per_step": pd.Series(seconds, dtype=float).median(),
+                    "activation_params": _median([p.get("activation") for p in params]),
+                    "total_params": _median([p.get("total") for p in params]),
+                    "flops_per_step": _median([r.metrics.get("flops_per_step") for r in runs]),
+                    "seconds_per_step": _median([r.metrics.get("seconds_per_step") for r in runs]),
                 }
             )
-    table = pd.DataFrame(records, columns=[*CELL, "activation_params", "seconds_per_step"])
+    columns = ["activation_params", "total_params", "flops_per_step", "seconds_per_step"]
+    table = pd.DataFrame(records, columns=[*CELL, *columns])
+    base = table[table["column"] == baseline].set_index("row")
+    table["flops_vs_baseline"] = table["flops_per_step"] / table["row"].map(base["flops_per_step"])
     if not grid.timed_together():
         return table.drop(columns="seconds_per_step")
-    base = table[table["column"] == baseline].set_index("row")["seconds_per_step"]
-    table["time_vs_baseline"] = table["seconds_per_step"] / table["row"].map(base)
+    table["time_vs_baseline"] = table["seconds_per_step"] / table["row"].map(
+        base["seconds_per_step"]
+    )
     return table
+
+
+def _median(values: list[Any]) -> float:
+    """The median of the runs' recorded values (NaN where none recorded one)."""
+    return float(pd.Series(values, dtype=float).median())
 
 
 def markdown_cost_table(grid: Grid, baseline: str | None) -> str:
     table = cost_table(grid, baseline)
     table["text"] = [_cost_cell(r) for r in table.to_dict("records")]
-    if "seconds_per_step" not in table:
-        return f"activation parameters\n\n{shaped_markdown(grid, table)}\n\n{SEPARATELY_TIMED}\n"
     against = f" ({baseline} = 1)" if baseline else ""
+    what = (
+        "trainable parameters (the activation's / the total), GFLOPs per training step (a "
+        f"forward and backward pass of one batch, as torch.utils.flop_counter counts them: "
+        f"matrix products and convolutions, not elementwise work) relative to the "
+        f"baseline{against}"
+    )
+    if "seconds_per_step" not in table:
+        return f"{what}\n\n{shaped_markdown(grid, table)}\n\n{SEPARATELY_TIMED}\n"
     return (
-        f"activation parameters, median milliseconds per training step, and that time "
-        f"relative to the baseline{against}\n\n{shaped_markdown(grid, table)}\n"
+        f"{what}; median milliseconds per training step, and that time relative to the "
+        f"baseline\n\n{shaped_markdown(grid, table)}\n"
     )
 
 
 def _cost_cell(rec: dict[str, Any]) -> str:
-    if "seconds_per_step" not in rec:
-        params = rec["activation_params"]
-        return "—" if math.isnan(params) else f"{params:.0f} params"
-    if math.isnan(rec["seconds_per_step"]):
+    params = rec["activation_params"]
+    if math.isnan(params):
         return "—"
-    text = f"{rec['activation_params']:.0f} params, {1000 * rec['seconds_per_step']:.3g} ms/step"
-    ratio = rec["time_vs_baseline"]
-    return text if math.isnan(ratio) else f"{text} ({ratio:.2f}x)"
+    text = f"{params:.0f} / {rec['total_params']:.0f} params"
+    if not math.isnan(rec["flops_per_step"]):
+        text += f", {rec['flops_per_step'] / 1e9:.3g} GFLOPs"
+        if not math.isnan(rec["flops_vs_baseline"]):
+            text += f" ({rec['flops_vs_baseline']:.2f}x)"
+    if "seconds_per_step" in rec and not math.isnan(rec["seconds_per_step"]):
+        text += f", {1000 * rec['seconds_per_step']:.3g} ms/step"
+        ratio = rec["time_vs_baseline"]
+        text += "" if math.isnan(ratio) else f" ({ratio:.2f}x)"
+    return text
 
 
 def reference_table(grid: Grid, key: str) -> pd.DataFrame:

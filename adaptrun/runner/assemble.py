@@ -6,8 +6,10 @@ One place, so that what the report's side-by-side cost measurement (``adaptrun-r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+import logging
 import random
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,8 @@ from adaptrun.training import fastpaths
 from adaptrun.training.loop import Loop
 from adaptrun.training.optim import build_optimizer
 from adaptrun.training.steps import Step, build_step, resolve_compile
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -91,3 +95,22 @@ def timed_step(cfg: DictConfig) -> tuple[Callable[[], None], str]:
         optimizer.step()
 
     return one, device.type
+
+
+def training_flops(model: torch.nn.Module, task: Any) -> int | None:
+    """Floating-point operations of one training step (forward and backward on the first
+    batch) of a copy of the model, as torch.utils.flop_counter counts them: matrix
+    products and convolutions, not elementwise work (an activation's own arithmetic shows
+    in its measured time, not here). The global generators are untouched; None where the
+    count fails (it never fails a run)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        twin = copy.deepcopy(model)
+        batch = next(iter(task.train_batches(0)))
+        with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+            task.loss(twin, batch).backward()
+        return int(counter.get_total_flops())
+    except Exception as exc:  # a model or task the counter cannot follow
+        log.debug("the FLOPs of a step could not be counted: %s", exc)
+        return None

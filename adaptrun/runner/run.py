@@ -37,7 +37,7 @@ from adaptrun.records.hparams import run_hparams
 from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker, write_failure
 from adaptrun.runner.allocator import keep_freed_memory
-from adaptrun.runner.assemble import build_run, resolve_device, run_step
+from adaptrun.runner.assemble import build_run, resolve_device, run_step, training_flops
 from adaptrun.runner.lock import folder_lock
 from adaptrun.runner.threads import ThreadChoice, choose_threads
 from adaptrun.tasks import TASKS, Task
@@ -297,6 +297,7 @@ def _train(
             )
             for r, spec in enumerate(specs)
         ]
+        flops = training_flops(models[0], tasks[0])  # one run's step: the stack's are alike
         model, trained, tracker = together(models, tasks, trackers)
         threads = _threads(cfg, concurrent_jobs, model, trained, device, resumed)
         torch.set_num_threads(threads.count)
@@ -348,7 +349,7 @@ def _train(
             # a stacked run that had already ended alone keeps its own status and reason
             status = "failed" if one.alive or one.failed else "diverged"
             error = describe_error(exc) if one.alive else None
-            extra = _meta(spec, task, compiled, optimizer, run_dir, threads)
+            extra = _meta(spec, task, compiled, optimizer, run_dir, threads, flops)
             one.finish(status, error=error, extra=extra)
         raise
     _record_impl(trackers)
@@ -356,7 +357,7 @@ def _train(
         [
             one.finish(
                 one.outcome(status),
-                extra=_meta(spec, task, compiled, optimizer, run_dir, threads),
+                extra=_meta(spec, task, compiled, optimizer, run_dir, threads, flops),
             )
             for spec, one, task in zip(specs, trackers, tasks, strict=True)
         ]
@@ -418,6 +419,7 @@ def _meta(
     optimizer: torch.optim.Optimizer | None = None,
     job_dir: Path | None = None,
     threads: ThreadChoice | None = None,
+    flops: int | None = None,
 ) -> dict[str, Any]:
     """What metrics.json records beside the numbers: what really ran. ``timed_in``: the
     job whose steps its seconds measured; only runs timed in one job (a stack's, which
@@ -430,6 +432,8 @@ def _meta(
     if compiled is not None:
         settings["compiled"] = compiled  # trainer.compile as resolved (auto: the task's call)
         settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
+    if flops is not None:  # one training step's, as torch.utils.flop_counter counts them
+        settings["flops_per_step"] = flops
     if optimizer is not None:  # torch's fused update kernel, or its loop over tensors
         settings["optimizer_fused"] = all(g.get("fused") for g in optimizer.param_groups)
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
