@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -104,3 +105,52 @@ def test_the_fused_optimizer_takes_the_for_loop_steps(cfg):
     for a, b in zip(model.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert all(not torch.equal(a, b) for a, b in zip(model.parameters(), start, strict=True))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "for-loop"])
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+def test_a_stack_with_its_own_rates_steps_as_its_runs_would_alone(name, fused, monkeypatch):
+    """Three runs stacked under one optimizer, each with its own rate and weight decay
+    (run_rates.own_rates), under a schedule: after 20 steps every run's parameters are
+    its separate twin's, to float rounding, for Adam and SGD, fused kernel or loop."""
+    from adaptrun.training import optim
+    from adaptrun.training.optim import build_schedule
+    from adaptrun.training.run_rates import own_rates
+    from adaptrun.training.stacked import stack_models
+
+    monkeypatch.setattr(optim, "fusable", lambda params: fused)
+    rates, decays = [1e-3, 3e-3, 1e-2], [0.0, 1e-3, 1e-2]
+    base = {"name": name, "betas": [0.9, 0.999], "momentum": 0.9, "nesterov": False,
+            "schedule": "cosine", "milestones": [1], "gamma": 0.1}  # fmt: skip
+    torch.manual_seed(0)
+    runs = [torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+            for _ in rates]  # fmt: skip
+    twins = [copy.deepcopy(m) for m in runs]
+    stacked = stack_models(runs)
+    cfg = {**base, "lr": rates[0], "weight_decay": decays[0]}
+    optimizer = build_optimizer(stacked, cfg)
+    assert own_rates(optimizer, rates, decays) == rates  # each run logs its rate
+    schedule = build_schedule(optimizer, cfg, 1, 20)
+    alone = [build_optimizer(t, {**base, "lr": r, "weight_decay": d})
+             for t, r, d in zip(twins, rates, decays, strict=True)]  # fmt: skip
+    schedules = [build_schedule(o, base, 1, 20) for o in alone]
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    for _ in range(20):
+        optimizer.zero_grad()
+        params = dict(stacked.named_parameters())
+        loss = sum(
+            torch.func.functional_call(runs[0], {k: v[r] for k, v in params.items()}, (x,))
+            .sub(y).pow(2).mean() for r in range(len(rates))
+        )  # fmt: skip
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        for twin, opt, sched in zip(twins, alone, schedules, strict=True):
+            opt.zero_grad()
+            twin(x).sub(y).pow(2).mean().backward()
+            opt.step()
+            sched.step()
+    for r, twin in enumerate(twins):
+        for key, value in twin.named_parameters():
+            assert torch.allclose(dict(stacked.named_parameters())[key][r], value, atol=1e-6), key
+    assert not torch.allclose(twins[0][0].weight, twins[2][0].weight)  # the rates mattered

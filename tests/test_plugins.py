@@ -82,7 +82,7 @@ def test_a_users_activation_runs_from_the_cli_with_slopes_penalty_and_curves(use
     acc = events(Path("run"))
     tags = acc.Tags()
     assert {"slopes/net.2", "slopes/net.4"} <= set(tags["histograms"])
-    assert {"figures/activation/net.2", "figures/activation/net.4"} <= set(tags["images"])
+    assert "figures/activations" in tags["images"]
     mean_alpha = [e.value for e in acc.Scalars("slopes_mean/net.2")]
     assert mean_alpha[0] != 0.5  # logged after training moved it
     penalty = [e.value for e in acc.Scalars("train/slope_recovery")]

@@ -128,7 +128,7 @@ def test_adaptrun_activation_rational_runs_and_draws_its_curves(tmp_path):
     assert metrics["hparams"]["activation.numerator"] == 5
     assert metrics["hparams"]["activation.fit"] == "leaky_relu"
     images = events(tmp_path).Tags()["images"]
-    assert {"figures/activation/net.2", "figures/activation/net.4"} <= set(images)
+    assert "figures/activations" in images
 
 
 @pytest.mark.slow

@@ -89,14 +89,9 @@ def test_the_fixed_baseline_is_one_column_drawn_once_in_every_panel(tmp_path, ca
     assert table.count(",tanh,") == 1
     report = (sweep / "report.md").read_text()
     assert "(2 runs, baseline)" in report and "(n=2" not in report
-
-
-def test_the_report_draws_loss_test_metric_and_learned_activations(tmp_path):
+    # the figures: loss, the test metric and the learned activations, none against seconds
     import matplotlib.pyplot as plt
 
-    sweep = _sweep(tmp_path / "sweep")
-    report_main([str(sweep)])
-    report = (sweep / "report.md").read_text()
     for name in ("train_loss.png", "test_rel_l2.png", "learned_activation.png"):
         image = plt.imread(sweep / name)
         assert image[..., :3].std() > 0.05, name  # drawn, not blank
@@ -202,6 +197,5 @@ def test_a_run_records_and_draws_its_learned_activation(tmp_path):
         # one unit per layer (layer-wise): tanh(s x) with s the layer's logged slope n*a
         assert curve["mean"] == pytest.approx(np.tanh(slopes[f"slopes/{layer}"] * x), abs=1e-5)
         assert curve["min"] == curve["max"] == curve["mean"]
-    assert sorted(t for t in board.Tags()["images"] if t.startswith("figures/activation/")) == [
-        f"figures/activation/{layer}" for layer in sorted(learned)]  # fmt: skip
+    assert "figures/activations" in board.Tags()["images"]  # a panel per layer
     assert not math.isnan(read_metrics(out)["final_test_rel_l2"])

@@ -223,30 +223,14 @@ def test_a_bad_max_stack_is_one_line_and_nothing_written(tmp_path):
     assert not sweep.exists()
 
 
-RATE_CASES = {
-    "adam": ["optimizer.lr=1e-3,3e-3"],
-    "sgd": ["optimizer=sgd", "optimizer.lr=0.002,0.005", "optimizer.momentum=0.9"],
-}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("optimizer", "fused"), [("adam", True), ("sgd", False)], ids=["adam-fused", "sgd-for-loop"]
-)
-def test_stacked_runs_with_their_own_rates_equal_their_unstacked_twins(
-    optimizer, fused, tmp_path, monkeypatch
-):
-    """A learning-rate and weight-decay grid trained as one stack: each run's metrics and
-    TensorBoard series (its loss and its own rate) are those of its separate twin. The
-    rates are applied around the optimizer's step, whichever implementation takes it:
-    torch's fused kernel or its per-tensor loop (one case each, to keep the suite short)."""
-    from adaptrun.training import optim
-
-    if not fused:  # torch's per-tensor update instead of its fused kernel
-        monkeypatch.setattr(optim, "fusable", lambda params: False)
+def test_stacked_runs_with_their_own_rates_equal_their_unstacked_twins(tmp_path):
+    """A learning-rate and weight-decay grid trained as one stack through the runner:
+    each run's metrics and TensorBoard series (its loss, its own rate, its test error) are
+    those of its separate twin (SGD and the per-tensor loop: test_convergence_and_optim)."""
     grid = [
         "experiment=jagtap_discontinuous", "activation=layerwise_slope",
-        *RATE_CASES[optimizer], "optimizer.weight_decay=0,1e-3", "trainer.epochs=40",
+        "optimizer.lr=1e-3,3e-3", "optimizer.weight_decay=0,1e-3", "trainer.epochs=40",
         "trainer.eval_every=20",
     ]  # fmt: skip
     jobs = combos(grid)

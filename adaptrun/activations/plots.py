@@ -103,24 +103,32 @@ def _evaluated(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
 
 @torch.no_grad()
 def activation_curves(model: nn.Module, low: float = -4.0, high: float = 4.0) -> dict[str, Figure]:
-    """One figure per learnable module: a few units' functions and their mean over units."""
-    plt = pyplot()
-    figures = {}
+    """One figure of the model's learned activations, a panel per learnable module: a
+    few units' functions and their mean over units (one image per drawing, not one per
+    layer: each costs a render and a PNG)."""
+    drawn = []
     for name, module in _learnable(model):
         device = next(module.parameters(), torch.empty(0)).device
         x = torch.linspace(low, high, 401, device=device)
         y = _evaluated(module, x)
-        if y is None:
-            continue
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        if y is not None:
+            drawn.append((name, module, x.cpu(), y))
+    if not drawn:
+        return {}
+    plt = pyplot()
+    cols = min(4, len(drawn))
+    rows = -(-len(drawn) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax in list(axes.flat)[len(drawn) :]:
+        ax.axis("off")
+    for ax, (name, module, x, y) in zip(axes.flat, drawn, strict=False):
         for unit in range(min(SHOWN_UNITS, y.shape[1])):
-            ax.plot(x.cpu(), y[:, unit], lw=1, alpha=0.7, label=f"unit {unit}")
+            ax.plot(x, y[:, unit], lw=1, alpha=0.7, label=f"unit {unit}")
         if y.shape[1] > 1:
-            ax.plot(x.cpu(), y.mean(1), "k-", lw=2, label=f"mean of {y.shape[1]}")
+            ax.plot(x, y.mean(1), "k-", lw=2, label=f"mean of {y.shape[1]}")
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
-        ax.set_title(f"{name} ({type(module).__name__})")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        figures[f"activation/{name}"] = fig
-    return figures
+        ax.set_title(f"{name} ({type(module).__name__})", fontsize=9)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return {"activations": fig}
