@@ -273,3 +273,28 @@ def test_a_stack_of_rates_is_refused_for_an_optimizer_that_cannot_take_them(monk
     assert str(refused.value).startswith(
         "optimizer.lr: optimizer=adam cannot give the runs of one stack their own rate"
     )
+
+
+@pytest.mark.slow
+def test_a_stopped_stack_of_rates_resumes_to_the_metrics_of_an_unstopped_one(tmp_path, monkeypatch):
+    """Per-run rates live in the optimizer's groups and its hooks, not in the checkpoint's
+    blind spots: a stack stopped mid-run and resumed ends exactly where an unstopped one
+    does (the relative rates, the schedule's base and each run's decay restored)."""
+    jobs = combos(["optimizer.lr=1e-3,4e-3", "optimizer.weight_decay=0,1e-3", "trainer.epochs=3",
+                   "optimizer.schedule=cosine"])  # fmt: skip
+    (stack,) = plan(jobs, 8)
+    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    reference = run(compose_config(job), tmp_path / "reference" / "job")
+    folder = tmp_path / "sweep" / "job"
+    try:
+        with monkeypatch.context() as patch:
+            stop_at(patch, 30)  # mid second epoch (23 steps an epoch)
+            stopped = run(compose_config(job), folder)
+    finally:
+        STOP.signum = None  # as in a new process
+    assert stopped["status"] == "interrupted"
+    resumed = run(compose_config(job), folder)
+    assert len({r["final_train_loss"] for r in resumed["runs"]}) == 4
+    for mine, expected in zip(resumed["runs"], reference["runs"], strict=True):
+        for key in ("final_train_loss", "final_test_acc", "steps"):
+            assert mine[key] == expected[key], key
