@@ -243,3 +243,29 @@ def test_a_dataset_of_another_task_names_the_task_it_goes_with(compose_cfg):
     message = str(err.value)
     assert message.startswith("dataset: task classification cannot use dataset burgers")
     assert "dataset burgers goes with task=burgers" in message and "experiment=" in message
+
+
+def test_bench_match_params_trains_the_widest_model_within_the_fixed_networks_parameters(
+    tmp_path, compose_cfg
+):
+    """bench.match=params: neuron-wise slopes add 64 + 64 parameters to the 64-64 MLP
+    (8970 weights): width 63 (8893 in all) is the widest within 8970; the run is exactly
+    a run of model.width=63 (its draws, its numbers) and records the width it trained."""
+    args = ["activation=neuronwise_slope", "trainer.epochs=1"]
+    matched = run(compose_cfg([*args, "bench.match=params"]), tmp_path / "matched")
+    direct = run(compose_cfg([*args, "model.width=63"]), tmp_path / "direct")
+    assert matched["params"] == direct["params"] == {"total": 8893, "activation": 126}
+    assert matched["final_train_loss"] == direct["final_train_loss"]
+    assert matched["final_test_acc"] == direct["final_test_acc"]
+    assert matched["hparams"]["model.width"] == 63
+    fixed = run(compose_cfg(["trainer.max_steps=2", "bench.match=params"]), tmp_path / "fixed")
+    assert fixed["params"]["total"] == 8970  # nothing to pay for: the configured width
+    with pytest.raises(ConfigError) as refused:
+        check_config(compose_cfg(["model=vgg1", "bench.match=params"]))
+    assert str(refused.value) == (
+        "bench.match: params sets the model's width, and model=vgg has none that one key "
+        "sets; models with one: mlp, mlp1"
+    )
+    with pytest.raises(ConfigError) as unknown:
+        check_config(compose_cfg(["bench.match=flops"]))
+    assert str(unknown.value).startswith("bench.match: unknown match 'flops'; valid: null")

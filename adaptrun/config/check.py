@@ -173,7 +173,30 @@ def check_config(cfg: Mapping[str, Any]) -> Checked:
     check_trainer(cfg["trainer"], full_batch=task.capabilities.full_batch)
     check_targets(cfg["targets"], task.goals)
     check_stack(cfg, model, factory.capabilities, task.capabilities)
+    check_bench(cfg.get("bench") or {}, cfg["model"]["name"], model)
     return Checked(task, model, factory)
+
+
+MATCHES = (None, "params")
+
+
+def check_bench(bench: Mapping[str, Any], model_name: str, model: ModelCapabilities) -> None:
+    """bench.match: null or params; params needs a model whose width a key sets."""
+    match = bench.get("match")
+    require(
+        match in MATCHES,
+        "bench.match",
+        f"unknown match {match!r}; valid: null (none), params",
+    )
+    sized = [
+        e.name for e in MODELS.values() if not callable(e.capabilities) and e.capabilities.width
+    ]
+    require(
+        match != "params" or model.width is not None,
+        "bench.match",
+        f"params sets the model's width, and model={model_name} has none that one key sets; "
+        f"models with one: {', '.join(sized)}",
+    )
 
 
 def check_stack(

@@ -62,6 +62,15 @@ class ReferenceConfig:
 
 
 @dataclasses.dataclass
+class BenchConfig:
+    """How a comparison is made fair. ``match``: null, or ``params`` (the model's width
+    set so its trainable parameters do not exceed the fixed network's: the same model
+    without the activation's parameters)."""
+
+    match: Any = None
+
+
+@dataclasses.dataclass
 class RootConfig:
     """The top level: the groups, and the keys of conf/config.yaml."""
 
@@ -78,6 +87,7 @@ class RootConfig:
     optimizer: dict[str, Any] = dataclasses.field(default_factory=dict)
     protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
     reference: ReferenceConfig | None = None
+    bench: BenchConfig = dataclasses.field(default_factory=BenchConfig)
     adaptrun_stack: list[Any] | None = None  # the stacking sweeper's plan (adaptrun.config.plan)
 
 

@@ -86,6 +86,8 @@ MODELS.register(
             shape, [int(cfg["width"])] * int(cfg["hidden_layers"]), classes, act
         ),
         check=_check,
-        capabilities=ModelCapabilities(images=False, stackable=True, forward_derivatives=True),
+        capabilities=ModelCapabilities(
+            images=False, stackable=True, forward_derivatives=True, width="width"
+        ),
     )
 )

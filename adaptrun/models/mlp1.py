@@ -54,6 +54,6 @@ MODELS.register(
         config=MLP1Config,
         build=lambda cfg, shape, classes, act: MLP1(shape, int(cfg["hidden"]), classes, act),
         check=_check,
-        capabilities=ModelCapabilities(images=False, stackable=True, molf=True),
+        capabilities=ModelCapabilities(images=False, stackable=True, molf=True, width="hidden"),
     )
 )

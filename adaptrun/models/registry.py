@@ -31,12 +31,14 @@ class ModelCapabilities:
     several seeds of it as one vmapped model exactly (no BatchNorm statistics, no dropout).
     molf: optimizer=molf can train it (one hidden layer with bypass weights).
     forward_derivatives: it carries input derivatives forward (``taylor``), exactly, when
-    its activations have closed-form second derivatives."""
+    its activations have closed-form second derivatives. width: the key of its config
+    that sizes it (units per hidden layer), for bench.match=params."""
 
     images: bool = True
     stackable: bool = False
     molf: bool = False
     forward_derivatives: bool = False
+    width: str | None = None  # the model.<key> that sizes it (bench.match=params sets it)
 
 
 def _no_check(cfg: Mapping[str, Any], shape: Sequence[int], dataset: str) -> None:

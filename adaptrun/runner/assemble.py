@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from adaptrun.activations import ActivationFactory
+from adaptrun.activations import ActivationFactory, activation_parameters
 from adaptrun.config.check import Checked, check_config
 from adaptrun.models import build_model
 from adaptrun.tasks import Task
@@ -28,6 +28,7 @@ from adaptrun.training.optim import build_optimizer
 from adaptrun.training.steps import Step, build_step, resolve_compile
 
 log = logging.getLogger(__name__)
+MATCHED = "adaptrun_matched"  # on a model bench.match resized: the width it has
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -52,8 +53,47 @@ def build_run(
     # each run's own factory (its own shared slope; its n, its recovery weight)
     factory = ActivationFactory(checked.activation.config)
     task = first.with_seed(cfg.seed) if first is not None else checked.task.build(cfg, device)
-    model = build_model(cfg.model, task.input_shape, task.num_outputs, factory).to(device)
+    model_cfg: Any = cfg.model
+    if (cfg.get("bench") or {}).get("match") == "params":
+        with torch.random.fork_rng(devices=[]):  # the search's draws leave no trace: the
+            model_cfg = matched(cfg, checked, task)  # model is a run of that width's
+    model = build_model(model_cfg, task.input_shape, task.num_outputs, factory).to(device)
+    if model_cfg is not cfg.model:  # what really ran, for the run's hparams
+        key = str(checked.model.width)
+        setattr(model, MATCHED, {f"model.{key}": int(model_cfg[key])})
     return task, model
+
+
+def matched(cfg: DictConfig, checked: Checked, task: Task) -> Any:
+    """The model config with its width (the key its capabilities name) lowered until its
+    trainable parameters do not exceed the fixed network's at the configured width: the
+    same model without the activation's parameters. Parameter counts grow with the width,
+    so a bisection finds the widest that fits; logged, and in metrics.json."""
+    key = str(checked.model.width)
+
+    def counts(width: int) -> tuple[int, int]:
+        sized: Any = OmegaConf.merge(cfg.model, {key: width})
+        factory = ActivationFactory(checked.activation.config)
+        model = build_model(sized, task.input_shape, task.num_outputs, factory)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        own = {id(p) for p in activation_parameters(model)}
+        return sum(p.numel() for p in trainable), sum(p.numel() for p in trainable if id(p) in own)
+
+    configured = int(cfg.model[key])
+    total, own = counts(configured)
+    budget = total - own  # the fixed network's: its weights alone
+    low, high = 1, configured
+    while low < high:  # the widest width whose total fits the budget
+        mid = (low + high + 1) // 2
+        if counts(mid)[0] <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    log.info(
+        "bench.match=params: model.%s %d -> %d (%d trainable parameters; the fixed network's %d)",
+        key, configured, low, counts(low)[0], budget,
+    )  # fmt: skip
+    return OmegaConf.merge(cfg.model, {key: low})
 
 
 def run_step(

@@ -37,7 +37,13 @@ from adaptrun.records.hparams import run_hparams
 from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker, write_failure
 from adaptrun.runner.allocator import keep_freed_memory
-from adaptrun.runner.assemble import build_run, resolve_device, run_step, training_flops
+from adaptrun.runner.assemble import (
+    MATCHED,
+    build_run,
+    resolve_device,
+    run_step,
+    training_flops,
+)
 from adaptrun.runner.lock import folder_lock
 from adaptrun.runner.threads import ThreadChoice, choose_threads
 from adaptrun.tasks import TASKS, Task
@@ -276,6 +282,7 @@ def _train(
         for spec in specs:
             mine = checked if spec.cfg is cfg else check_config(spec.cfg)
             task, model = build_run(spec.cfg, mine, device, tasks[0] if tasks else None)
+            spec.hparams.update(getattr(model, MATCHED, {}))  # the width bench.match chose
             tasks.append(task)
             models.append(model)
         fast = fastpaths.resolve(cfg.trainer, device, caps.images)
