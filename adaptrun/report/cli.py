@@ -10,10 +10,10 @@ from typing import Any
 
 FILES = {  # what the report writes into the sweep folder, for --help and the docs
     "report.md": "every table and plot on one page",
-    "results.csv": "the metric per cell: mean, 95% interval, n, test against the baseline",
+    "results.csv": "the metric per cell: mean, 95% interval, paired or Welch test, Holm, P(better)",
     "convergence.csv": "per convergence target: how many runs reached it, in how many steps",
     "speed.csv": "steps to each target relative to the baseline",
-    "cost.csv": "activation parameters per cell (ms/step only for runs timed in one job)",
+    "cost.csv": "parameters and FLOPs per step per cell (ms/step only for runs timed in one job)",
     "cost_measured.csv": "--cost: each cell's step timed side by side, ratio and range",
     "reference.csv": "the published values a preset carries beside ours",
     "train_loss.png": "training loss over steps, mean and band over seeds, a panel per row and n",
