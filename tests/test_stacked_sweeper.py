@@ -28,6 +28,27 @@ def combos(args: list[str]) -> list[list[str]]:
     return expand(args)
 
 
+def one_job(jobs: list[list[str]]) -> list[str]:
+    """The overrides of the one stacked job these combinations plan to, less Hydra's."""
+    (stack,) = plan(jobs, 8)
+    return [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+
+
+def stopped_and_resumed(job: list[str], tmp_path, monkeypatch, at: int) -> tuple[dict, dict]:
+    """The job's metrics run through unstopped, and run stopped at step ``at`` (a stop
+    signal, as a scheduler sends) then run again in its folder, which resumes it."""
+    reference = run(compose_config(job), tmp_path / "reference" / "job")
+    folder = tmp_path / "sweep" / "job"
+    try:
+        with monkeypatch.context() as patch:
+            stop_at(patch, at)
+            stopped = run(compose_config(job), folder)
+    finally:
+        STOP.signum = None  # as in a new process
+    assert stopped["status"] == "interrupted"
+    return reference, run(compose_config(job), folder)
+
+
 def test_plan_stacks_what_differs_only_in_stackable_keys():
     jobs = combos(
         ["activation=tanh,global_slope", "activation.n=1,5", "seed=0,1,2", "optimizer.lr=0.1"]
@@ -95,24 +116,13 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
 @pytest.mark.slow
 def test_a_stopped_stacked_job_resumes_to_the_metrics_of_an_unstopped_one(tmp_path, monkeypatch):
 
-    combo_args = ["activation=neuronwise_slope", "activation.n=1,5", "trainer.epochs=3"]
-    jobs = combos(combo_args)
-    (stack,) = plan(jobs, 8)
-    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
-    reference = run(compose_config(job), tmp_path / "reference" / "job")
-    folder = tmp_path / "sweep" / "job"
-    try:
-        with monkeypatch.context() as patch:
-            stop_at(patch, 17)  # mid second epoch
-            stopped = run(compose_config(job), folder)
-    finally:
-        STOP.signum = None  # as in a new process
-    assert stopped["status"] == "interrupted"
-    resumed = run(compose_config(job), folder)
+    jobs = combos(["activation=neuronwise_slope", "activation.n=1,5", "trainer.epochs=3"])
+    job = one_job(jobs)
+    reference, resumed = stopped_and_resumed(job, tmp_path, monkeypatch, 17)  # mid 2nd epoch
     for mine, expected in zip(resumed["runs"], reference["runs"], strict=True):
         for key in ("final_train_loss", "final_test_acc", "steps"):
             assert mine[key] == expected[key], key
-    assert run(compose_config(job), folder)["skipped"]
+    assert run(compose_config(job), tmp_path / "sweep" / "job")["skipped"]
     for num, combo in enumerate(jobs):  # each run in the folder the basic sweeper gives it
         metrics = read_metrics(tmp_path / "sweep" / run_folder(combo, num, []))
         assert metrics["hparams"]["activation.n"] == (1.0, 5.0)[num]
@@ -150,8 +160,7 @@ def test_runs_that_raise_alone_fail_alone_and_their_stack_mates_go_on(tmp_path, 
         "trainer.eval_every=20",
     ]
     jobs = combos(grid)
-    (stack,) = plan(jobs, 8)
-    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    job = one_job(jobs)
     given = dict(o.split("=", 1) for o in job)
     try:  # stopped after both failures and resumed: the failed runs stay failed, with why
         with monkeypatch.context() as patch:
@@ -234,8 +243,7 @@ def test_stacked_runs_with_their_own_rates_equal_their_unstacked_twins(tmp_path)
         "trainer.eval_every=20",
     ]  # fmt: skip
     jobs = combos(grid)
-    (stack,) = plan(jobs, 8)
-    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    job = one_job(jobs)
     line = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in job}  # as the CLI passes them
     stacked = run(compose_config(job), tmp_path / "sweep" / "job", line)
     assert stacked["status"] == "completed" and len(stacked["runs"]) == 4
@@ -266,8 +274,7 @@ def test_a_stack_of_rates_is_refused_for_an_optimizer_that_cannot_take_them(monk
     plain = dataclasses.replace(OPTIMIZERS["adam"], capabilities=OptimizerCapabilities())
     monkeypatch.setitem(OPTIMIZERS._entries, "adam", plain)
     jobs = combos(["optimizer.lr=1e-3,3e-3"])
-    (stack,) = plan(jobs, 8)
-    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
+    job = one_job(jobs)
     with pytest.raises(ConfigError) as refused:
         check_config(compose_config(job))
     assert str(refused.value).startswith(
@@ -280,20 +287,10 @@ def test_a_stopped_stack_of_rates_resumes_to_the_metrics_of_an_unstopped_one(tmp
     """Per-run rates live in the optimizer's groups and its hooks, not in the checkpoint's
     blind spots: a stack stopped mid-run and resumed ends exactly where an unstopped one
     does (the relative rates, the schedule's base and each run's decay restored)."""
-    jobs = combos(["optimizer.lr=1e-3,4e-3", "optimizer.weight_decay=0,1e-3", "trainer.epochs=3",
-                   "optimizer.schedule=cosine"])  # fmt: skip
-    (stack,) = plan(jobs, 8)
-    job = [o for o in stack.overrides(jobs, []) if not o.startswith("hydra.")]
-    reference = run(compose_config(job), tmp_path / "reference" / "job")
-    folder = tmp_path / "sweep" / "job"
-    try:
-        with monkeypatch.context() as patch:
-            stop_at(patch, 30)  # mid second epoch (23 steps an epoch)
-            stopped = run(compose_config(job), folder)
-    finally:
-        STOP.signum = None  # as in a new process
-    assert stopped["status"] == "interrupted"
-    resumed = run(compose_config(job), folder)
+    job = one_job(combos(["optimizer.lr=1e-3,4e-3", "optimizer.weight_decay=0,1e-3",
+                          "trainer.epochs=3", "optimizer.schedule=cosine"]))  # fmt: skip
+    # stopped mid second epoch (23 steps an epoch)
+    reference, resumed = stopped_and_resumed(job, tmp_path, monkeypatch, 30)
     assert len({r["final_train_loss"] for r in resumed["runs"]}) == 4
     for mine, expected in zip(resumed["runs"], reference["runs"], strict=True):
         for key in ("final_train_loss", "final_test_acc", "steps"):
