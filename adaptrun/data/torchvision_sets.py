@@ -38,6 +38,17 @@ class Source:
     family: str  # cifar | mnist | svhn | semeion
 
     @property
+    def idx(self) -> bool:
+        """Its files are IDX (checked by their headers, not an MD5), and may lie flat in a
+        folder of their own, as Debian's dataset packages put them."""
+        return self.family == "mnist"
+
+    @property
+    def official_test(self) -> bool:
+        """It ships a test split (Semeion does not: one is drawn from its samples)."""
+        return self.family != "semeion"
+
+    @property
     def cls(self) -> type:
         """The torchvision class, imported on first use: importing torchvision costs a
         second or more, which runs on the embedded digits never need."""
@@ -153,11 +164,11 @@ def load_arrays(name: str, root: Path, download_missing: bool) -> tuple[Arrays, 
     for path, md5 in files:
         if md5 is not None:
             check_md5(name, path, md5)
-        elif source.family == "mnist":
+        elif source.idx:
             check_idx(name, path, 3 if "-images-" in path.name else 1)
     try:
         train = source.read(root, train=True)
-        test = None if source.family == "semeion" else source.read(root, train=False)
+        test = source.read(root, train=False) if source.official_test else None
     except Exception as exc:
         folder = files[0][0].parent
         raise DatasetError(
@@ -181,7 +192,7 @@ def _in_place(
     directly in ``root``, as Debian's dataset-fashion-mnist puts them, read-only, in
     /usr/share/datasets/fashion-mnist, is used from there: extracted once into
     extracted_dir in torchvision's layout. Any other folder is read as it is."""
-    if source.family != "mnist" or all(path.is_file() for path, _ in files):
+    if not source.idx or all(path.is_file() for path, _ in files):
         return root, files
     flat = [root / path.name for path, _ in files]
     if not all(p.is_file() or p.with_name(p.name + ".gz").is_file() for p in flat):
@@ -237,7 +248,7 @@ def _check_pool(cfg: Mapping[str, Any]) -> None:
 
 
 for _source in SOURCES.values():
-    _pooled = _source.family == "semeion"
+    _pooled = not _source.official_test  # its test split is drawn from one pool
     DATASETS.register(
         DatasetEntry(
             name=_source.name,
