@@ -139,25 +139,39 @@ def summary_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     return scalars
 
 
+def differing(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys whose value differs between rows (absent where another has it counts),
+    in the order they first appear."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return [k for k in keys if len({_seen(row, k) for row in rows}) > 1]
+
+
+def follows(key: str, by: Iterable[str], rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ``key``'s value is fixed by the ``by`` keys' (dataset.num_classes by
+    dataset.name; the slope family's variant by the activation): it says nothing more."""
+    by = list(by)
+    seen: dict[str, str] = {}
+    for row in rows:
+        ident = json.dumps([row.get(k) for k in by], sort_keys=True)
+        if seen.setdefault(ident, _seen(row, key)) != _seen(row, key):
+            return False
+    return True
+
+
+def _seen(row: Mapping[str, Any], key: str) -> str:
+    return json.dumps(row.get(key), sort_keys=True)
+
+
 def varying(runs: Sequence[Mapping[str, Any]]) -> set[str]:
     """The keys the runs were varied by, and the seed: the columns the dashboard puts
     first. A key whose value follows from the activation's (the slope family's variant,
     absent for a fixed one) is left out: it says nothing the activation column does not."""
-
-    def seen(key: str, values: Mapping[str, Any]) -> str:
-        return json.dumps(values.get(key), sort_keys=True)
-
-    keys = {k for values in runs for k in values}
-    differ = {k for k in keys if len({seen(k, v) for v in runs}) > 1}
-    follows = {
-        k
-        for k in differ - {"activation"}
-        if all(
-            len({seen(k, v) for v in runs if seen("activation", v) == name}) == 1
-            for name in {seen("activation", v) for v in runs}
-        )
+    differ = differing(runs)
+    return {"seed"} | {
+        k for k in differ if k == "activation" or not follows(k, ["activation"], runs)
     }
-    return {"seed"} | (differ - follows)
 
 
 def experiment(

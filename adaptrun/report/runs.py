@@ -19,6 +19,7 @@ from adaptrun.activations import inert_settings
 from adaptrun.config.plan import PLAN_KEY
 from adaptrun.core.schemas import plain
 from adaptrun.records.checkpoint import flat_config
+from adaptrun.records.hparams import differing, follows
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +276,7 @@ def _job_num(folder: Path) -> int:
 
 def varying(runs: Sequence[Run]) -> list[str]:
     """Config keys whose value differs between runs (replicate keys included)."""
-    keys: dict[str, None] = {}
-    for run in runs:
-        keys.update(dict.fromkeys(run.config))
-    return [
-        k for k in keys if k not in IGNORED and len({json.dumps(r.config.get(k)) for r in runs}) > 1
-    ]
+    return [k for k in differing([r.config for r in runs]) if k not in IGNORED]
 
 
 def build_grid(runs: Sequence[Run]) -> Grid:
@@ -307,15 +303,8 @@ def build_grid(runs: Sequence[Run]) -> Grid:
 
 
 def _follows(key: str, by: Iterable[str], runs: Sequence[Run]) -> bool:
-    """True when ``key``'s value is fixed by the ``by`` keys (e.g. dataset.num_classes
-    by dataset.name), so it adds nothing to a label."""
-    seen: dict[str, str] = {}
-    for run in runs:
-        ident = json.dumps([run.config.get(k) for k in by])
-        value = json.dumps(run.config.get(key))
-        if seen.setdefault(ident, value) != value:
-            return False
-    return True
+    """True when ``key``'s value is fixed by the ``by`` keys, so it adds nothing to a label."""
+    return follows(key, by, [run.config for run in runs])
 
 
 def label(config: Mapping[str, Any], keys: Sequence[str], short: int) -> str:
