@@ -127,6 +127,7 @@ def report(
 def _figures(grid: Any, events: Any, primary: str, out: Path) -> dict[str, Path]:
     """The curves (training loss; the task's test metric; against seconds only where the
     runs were timed in one job) and the learned activations: description -> file."""
+    from adaptrun.records.board import tag
     from adaptrun.report.plots import plot_curves, plot_learned
 
     curves = [("train_loss", "training loss")]
@@ -137,8 +138,7 @@ def _figures(grid: Any, events: Any, primary: str, out: Path) -> dict[str, Path]
     for x in axes:
         for metric, what in curves:
             name = f"{metric}{'_seconds' if x == 'seconds' else ''}.png"
-            tag = metric.replace("_", "/", 1)  # as the run's board files it
-            path = plot_curves(grid, events, tag, out / name, what, x)
+            path = plot_curves(grid, events, tag(metric), out / name, what, x)
             if path is not None:
                 drawn[f"{what} against {x}s"] = path
     learned = plot_learned(grid, out / "learned_activation.png")

@@ -171,17 +171,11 @@ def plot_distribution(
     point (its activation's colour) over its box (quartiles, whiskers 1.5 IQR), published
     values as red crosses."""
     rows = list(grid.cells)
-    width = max(4.6, 0.9 * len(grid.columns) + 1.5)
-    cols = min(3, len(rows))
-    fig, axes = plt.subplots(math.ceil(len(rows) / cols), cols,
-                             figsize=(width * cols, 3.8 * math.ceil(len(rows) / cols)),
-                             squeeze=False)  # fmt: skip
-    for ax in list(axes.flat)[len(rows) :]:
-        ax.axis("off")
+    fig, axes = _layout(len(rows), width=max(4.6, 0.9 * len(grid.columns) + 1.5), height=3.8)
     look = styles(grid)
     rng = np.random.default_rng(0)  # the jitter only: the same picture every time
     shown: set[str] = set()
-    for ax, row in zip(axes.flat, rows, strict=False):
+    for ax, row in zip(axes, rows, strict=True):
         columns = [c for c in grid.columns if c in grid.cells[row]]
         positions = np.arange(1, len(columns) + 1)
         marked = False
