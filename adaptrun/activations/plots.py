@@ -74,31 +74,36 @@ def learned_functions(
 ) -> dict[str, dict[str, list[float]]]:
     """Per learnable module: the inputs and the mean, min and max over its units of their
     functions there, as plain lists (metrics.json keeps them; the report draws them)."""
-    summary = {}
-    for name, module in _learnable(model):
-        device = next(module.parameters(), torch.empty(0)).device
-        x = torch.linspace(low, high, points, device=device)
-        y = _evaluated(module, x)
-        if y is None or not torch.isfinite(y).all():
-            continue
-        summary[name] = {
-            "x": [round(v, 6) for v in x.cpu().tolist()],
+    return {
+        name: {
+            "x": [round(v, 6) for v in x.tolist()],
             "mean": y.mean(1).tolist(),
             "min": y.min(1).values.tolist(),
             "max": y.max(1).values.tolist(),
         }
-    return summary
+        for name, _, x, y in _evaluated(model, low, high, points)
+        if torch.isfinite(y).all()
+    }
 
 
-def _evaluated(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """``unit_functions`` in eval mode (a module's dropout off), as float32 on the CPU."""
-    was_training = module.training
-    module.eval()
-    try:
-        y = unit_functions(module, x)
-    finally:
-        module.train(was_training)
-    return None if y is None else y.float().cpu()
+def _evaluated(
+    model: nn.Module, low: float, high: float, points: int
+) -> list[tuple[str, nn.Module, torch.Tensor, torch.Tensor]]:
+    """(name, module, x, functions) of every learnable module that can be evaluated on
+    ``points`` inputs in [low, high], in eval mode (its dropout off), float32 on the CPU."""
+    found = []
+    for name, module in _learnable(model):
+        device = next(module.parameters(), torch.empty(0)).device
+        x = torch.linspace(low, high, points, device=device)
+        was_training = module.training
+        module.eval()
+        try:
+            y = unit_functions(module, x)
+        finally:
+            module.train(was_training)
+        if y is not None:
+            found.append((name, module, x.cpu(), y.float().cpu()))
+    return found
 
 
 @torch.no_grad()
@@ -106,13 +111,7 @@ def activation_curves(model: nn.Module, low: float = -4.0, high: float = 4.0) ->
     """One figure of the model's learned activations, a panel per learnable module: a
     few units' functions and their mean over units (one image per drawing, not one per
     layer: each costs a render and a PNG)."""
-    drawn = []
-    for name, module in _learnable(model):
-        device = next(module.parameters(), torch.empty(0)).device
-        x = torch.linspace(low, high, 401, device=device)
-        y = _evaluated(module, x)
-        if y is not None:
-            drawn.append((name, module, x.cpu(), y))
+    drawn = _evaluated(model, low, high, 401)
     if not drawn:
         return {}
     plt = pyplot()
