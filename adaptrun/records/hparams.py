@@ -112,9 +112,9 @@ def metric_tags(
 ) -> list[str]:
     """The one-point summary scalars a run writes (``summary_scalars``) for these goals,
     the task's primary metric first: the dashboard shows the first few columns."""
-    ordered = [primary, *(g for g in goals if g != primary)]
-    tags = [f"{kind}_{g}" for g in ordered if g != "train_loss" for kind in ("final", "best")]
-    tags[2 if primary != "train_loss" else 0 : 0] = ["final_train_loss"]
+    tags = []
+    for g in dict.fromkeys([primary, "train_loss", *goals]):  # the loop's loss: final only
+        tags += ["final_train_loss"] if g == "train_loss" else [f"final_{g}", f"best_{g}"]
     tags += ["auc_log10_train_loss", "epochs"]
     for name, values in targets.items():
         tags += [f"{unit}_to_{name}_{float(t):g}" for t in values for unit in ("steps", "epochs")]
