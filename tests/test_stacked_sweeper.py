@@ -60,11 +60,16 @@ def test_plan_stacks_what_differs_only_in_stackable_keys():
     # a recovery term present or absent is structure: zero and nonzero weights stack apart
     recovery = plan(combos(["activation.slope_recovery=0,0.5,1", "seed=0,1"]), 8)
     assert [s.nums for s in recovery] == [[0, 1], [2, 3, 4, 5]]
-    # a lone combination is launched exactly as the basic sweeper launches it
-    (lone,) = plan(combos(["activation=relu", "trainer.epochs=3"]), 8)
-    assert lone.overrides(combos(["activation=relu", "trainer.epochs=3"]), []) == [
+    # a lone combination is launched as the basic sweeper launches it, in the folder and
+    # under the number the basic sweeper gives it: the leftover of seeds chunked by
+    # max_stack is job 1 of the batch but run 2 of the sweep
+    seeds = combos(["activation=relu", "seed=0,1,2"])
+    lone = plan(seeds, 2)[1]
+    assert lone.overrides(seeds, []) == [
         "activation=relu",
-        "trainer.epochs=3",
+        "seed=2",
+        "hydra.sweep.subdir='activation=relu,seed=2'",
+        "+hydra.job.env_set.ADAPTRUN_RUN_NUM=2",
     ]
     line = stacks[1].overrides(jobs, ["optimizer.lr"])
     assert line[0:1] == stacks[1].common and line[-1] == "hydra.sweep.subdir=stack-4x2"

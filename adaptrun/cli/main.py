@@ -48,7 +48,10 @@ def _main(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     files = hydra_files(cfg)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        sweep_dir, num = Path(hydra_cfg.sweep.dir), hydra_cfg.job.num
+        from adaptrun.config.plan import RUN_NUM
+
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        num = int(hydra_cfg.job.env_set.get(RUN_NUM, hydra_cfg.job.num))  # see RUN_NUM
         jobs = concurrent_jobs(hydra_cfg.launcher)
         return _sweep_job(cfg, run_dir, overrides, files, sweep_dir, num, jobs)
     try:

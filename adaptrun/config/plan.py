@@ -23,6 +23,9 @@ from omegaconf import OmegaConf, open_dict
 from adaptrun.config.resolvers import folder_name
 
 PLAN_KEY = "adaptrun_stack"
+# a lone combination's number in the sweep, for its outcome record: Hydra's launchers
+# number jobs by their place in the batch, which stacks before it shift
+RUN_NUM = "ADAPTRUN_RUN_NUM"
 PLANNING = (PLAN_KEY, "trainer.stack")  # keys that say how runs are grouped, not what runs
 
 
@@ -38,17 +41,24 @@ class StackedJob:
     nums: list[int]
     own: list[list[str]]
 
-    def overrides(self, combos: Sequence[Sequence[str]], exclude: Sequence[str]) -> list[str]:
-        """The job's overrides for the launcher: a lone combination as it is; a stack as
-        its common part, the plan and its own folder (``stack-<first num>x<runs>``)."""
+    def overrides(
+        self, combos: Sequence[Sequence[str]], exclude: Sequence[str], under: str = ""
+    ) -> list[str]:
+        """The job's overrides for the launcher: a lone combination as it is, with the
+        folder and number the basic sweeper would give it; a stack as its common part,
+        the plan and its own folder (``stack-<first num>x<runs>``). ``under``: a folder
+        of the sweep's that holds them (the tuned sweeper's ``tune/``)."""
         if len(self.nums) == 1:
-            return list(combos[self.nums[0]])
+            num = self.nums[0]
+            folder = under + run_folder(combos[num], num, exclude)
+            where = [f"hydra.sweep.subdir={_quote(folder)}", f"+hydra.job.env_set.{RUN_NUM}={num}"]
+            return [*combos[num], *where]
         runs = [
-            [num, run_folder(combos[num], num, exclude), *own]
+            [num, under + run_folder(combos[num], num, exclude), *own]
             for num, own in zip(self.nums, self.own, strict=True)
         ]
         plan = "[" + ",".join("[" + ",".join(_quote(v) for v in run) + "]" for run in runs) + "]"
-        subdir = f"hydra.sweep.subdir=stack-{self.nums[0]}x{len(self.nums)}"
+        subdir = f"hydra.sweep.subdir={under}stack-{self.nums[0]}x{len(self.nums)}"
         return [*self.common, f"+{PLAN_KEY}={plan}", subdir]
 
 
