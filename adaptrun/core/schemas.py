@@ -42,6 +42,7 @@ class TrainerConfig:
     threads: Any = "auto"
     checkpoint_every: Any = None
     checkpoint_every_epochs: Any = 1
+    test: Any = True
 
 
 @dataclasses.dataclass

@@ -44,7 +44,7 @@ class ImageData:
 
     name: str
     train: Split
-    test: Split
+    test: Split | None  # None: a run with trainer.test=false never holds it
     num_classes: int
     mean: tuple[float, ...]  # per channel, on the [0, 1] pixel scale
     std: tuple[float, ...]

@@ -109,7 +109,9 @@ class BurgersTask:
         device: torch.device,
         derivatives: str = "autograd",
         seed: int = 0,
+        test: bool = True,
     ) -> None:
+        self.test = test  # false: the exact solution's test grid is never computed nor scored
         self.derivatives = derivatives  # forward | autograd (resolved from task.derivatives)
         self.data, self.device = data, device
         self.nu = float(data["nu"])
@@ -120,6 +122,19 @@ class BurgersTask:
         self.n_initial = int(data["n_boundary"]) // 2
         self.points_seed = seed
         self.batch = self._points(seed)
+        if test:
+            self._test_grid()
+        self.n_val = int(data.get("n_val", 0))
+        self.xt_val, self.u_val = self._val_points(seed)
+        self.goals = {
+            **{k: v for k, v in self.GOALS.items() if test or not k.startswith("test_")},
+            **({"val_mse": "min", "val_rel_l2": "min"} if self.n_val else {}),
+        }
+
+    def _test_grid(self) -> None:
+        """The exact solution on the test grid, and the shock's position at t = 1 (where
+        the exact u crosses zero near x = 0, on a fine grid)."""
+        data, device = self.data, self.device
         x, t, u = exact_grid(
             int(data["test_nx"]), int(data["test_nt"]), self.nu, int(data["quadrature"])
         )
@@ -129,19 +144,12 @@ class BurgersTask:
             np.stack([xx.ravel(), tt.ravel()], 1), dtype=torch.float32, device=device
         )
         self.u_test = torch.tensor(u.reshape(-1, 1), dtype=torch.float32, device=device)
-        # the shock at t = 1: where the exact u crosses zero near x = 0, on a fine grid
         self.x_shock = np.linspace(-1.0, 1.0, SHOCK_POINTS)
         exact_end = exact_u(self.x_shock, np.ones(SHOCK_POINTS), self.nu, int(data["quadrature"]))
         self.shock_exact = shock_position(self.x_shock, exact_end) or 0.0
         self.xt_shock = torch.tensor(
             np.stack([self.x_shock, np.ones(SHOCK_POINTS)], 1), dtype=torch.float32, device=device
         )
-        self.n_val = int(data.get("n_val", 0))
-        self.xt_val, self.u_val = self._val_points(seed)
-        self.goals = {
-            **self.GOALS,
-            **({"val_mse": "min", "val_rel_l2": "min"} if self.n_val else {}),
-        }
 
     def _points(self, seed: int) -> Batch:
         """The seed's training points: initial (t = 0) and boundary (x = +-1) points, half
@@ -241,6 +249,8 @@ class BurgersTask:
             miss = u(self.xt_val) - self.u_val
             val = {"val_mse": miss.pow(2).mean().item(),
                    "val_rel_l2": (miss.norm() / self.u_val.norm()).item()}  # fmt: skip
+        if not self.test:
+            return val
         err = u(self.xt_test) - self.u_test
         end = u(self.xt_shock)[:, 0].double().cpu().numpy()
         shock = shock_position(self.x_shock, end)
@@ -254,7 +264,10 @@ class BurgersTask:
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Figure]:
-        """Predicted u(x, t), the exact u and |error| over the test grid."""
+        """Predicted u(x, t), the exact u and |error| over the test grid (none for a run
+        that does not score it)."""
+        if not self.test:
+            return {}
         plt = pyplot()
         x, t = self.grid
         shape = (len(t), len(x))
@@ -393,7 +406,8 @@ def _build(cfg: Mapping[str, Any], device: torch.device) -> BurgersTask:
         mode,
         cfg["task"]["derivatives"],
     )
-    return BurgersTask(cfg["dataset"], cfg["task"], device, mode, data_seed(cfg))
+    test = bool(cfg["trainer"]["test"])
+    return BurgersTask(cfg["dataset"], cfg["task"], device, mode, data_seed(cfg), test)
 
 
 DATASETS.register(
@@ -406,6 +420,7 @@ TASKS.register(
         takes="burgers",
         goals=BurgersTask.GOALS,
         primary="test_rel_l2",
+        validation=("dataset.n_val", 2000),  # uniform over the domain, scored on the exact u
         build=_build,
         input_shape=lambda cfg: BurgersTask.input_shape,
         check=_check,

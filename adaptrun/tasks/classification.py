@@ -71,8 +71,8 @@ class ClassificationTask:
     @property
     def goals(self) -> dict[str, str]:
         """The metrics this run reports, with whether lower or higher is better."""
-        skip = "val_" if self.data.val is None else "\0"
-        return {k: v for k, v in self.GOALS.items() if not k.startswith(skip)}
+        absent = [f"{name}_" for name in ("val", "test") if name not in self.data.splits]
+        return {k: v for k, v in self.GOALS.items() if not k.startswith(tuple(absent))}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -168,6 +168,8 @@ def build(cfg: Mapping[str, Any], device: torch.device) -> ClassificationTask:
 
     def load(split_seed: int) -> ImageData:
         data = load_dataset(dataset, cfg["protocol"], split_seed)
+        if not cfg["trainer"]["test"]:  # dropped before anything holds or scores it
+            data = dataclasses.replace(data, test=None)
         return place(data, device, dataset["placement"])
 
     drawn_by = data_seed(cfg)
@@ -190,6 +192,7 @@ TASKS.register(
         takes="images",
         goals=ClassificationTask.GOALS,
         primary="test_acc",
+        validation=("dataset.val_fraction", 0.1),  # a tenth of the training split, per seed
         build=build,
         input_shape=lambda cfg: tuple(cfg["dataset"]["shape"]),
         check=_check,

@@ -48,6 +48,15 @@ class TaskEntry:
     capabilities: TaskCapabilities = TaskCapabilities()
     doc: str = ""
     primary: str = "train_loss"  # the metric adaptrun-report compares by default
+    # how a tuned sweep gives a run a validation split when its config holds none: the
+    # key and the value it sets (hydra/sweeper=tuned chooses by the primary's val_ twin)
+    validation: tuple[str, Any] | None = None
+
+    @property
+    def tuned_by(self) -> str | None:
+        """The validation metric that stands in for the primary test metric in tuning."""
+        twin = "val_" + self.primary.removeprefix("test_")
+        return twin if self.primary.startswith("test_") and self.validation else None
 
 
 TASKS: Registry[TaskEntry] = Registry("task", "task.name")
