@@ -52,20 +52,30 @@ def check_writable(folder: Path) -> str | None:
     return None
 
 
-def _sweeper_capabilities(target: str) -> tuple[bool, bool]:
-    """(grid, stacks) of the configured sweeper's class: a grid sweeper (Hydra's basic one
-    and its subclasses) lists every job before the first starts, so the sweep can be
-    checked up front; one that declares ``stacks_runs`` groups them into stacked jobs.
-    Optuna, Ax and the like choose their jobs as they go."""
+def _sweeper_capabilities(target: str) -> tuple[bool, bool, Any]:
+    """(grid, stacks, checked_jobs) of the configured sweeper's class: a grid sweeper
+    (Hydra's basic one and its subclasses) lists every job before the first starts, so
+    the sweep can be checked up front; one that declares ``stacks_runs`` groups them into
+    stacked jobs; one with ``checked_jobs`` chooses some jobs as it goes (the tuned
+    sweeper's evaluation runs) and lists what to check up front itself. Optuna, Ax and
+    the like choose their jobs as they go."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.utils import get_class
 
     try:
         cls = get_class(target)
     except Exception:  # a sweeper Hydra itself will report it cannot load
-        return False, False
+        return False, False, None
     grid = isinstance(cls, type) and issubclass(cls, BasicSweeper)
-    return grid, grid and bool(getattr(cls, "stacks_runs", False))
+    stacks = grid and bool(getattr(cls, "stacks_runs", False))
+    return grid, stacks, getattr(cls, "checked_jobs", None) if grid else None
+
+
+def _composer(config_name: str, search: list[str]) -> Any:
+    """A job's overrides -> its config, as the sweep's check composes it."""
+    from hydra import compose
+
+    return lambda overrides: compose(config_name=config_name, overrides=[*search, *overrides])
 
 
 class FailFast(Callback):
@@ -91,7 +101,8 @@ class FailFast(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self._check_folder(sweep_dir, "hydra.sweep.dir")
         # the basic sweeper's jobs, or the stacked sweeper's runs (the same combinations)
-        grid, stacked = _sweeper_capabilities(str(config.hydra.sweeper.get("_target_", "")))
+        target = str(config.hydra.sweeper.get("_target_", ""))
+        grid, stacked, checked_jobs = _sweeper_capabilities(target)
         if stacked:
             stack = config.hydra.sweeper.get("max_stack")
             if not isinstance(stack, int) or isinstance(stack, bool) or stack < 1:
@@ -101,13 +112,17 @@ class FailFast(Callback):
             self._take(sweep_dir)
             return
         params = config.hydra.sweeper.get("params") or {}
-        try:
-            jobs = sweep.expand(list(config.hydra.overrides.task), params)
-            self.jobs = jobs
-        except HydraException as exc:
-            fail(str(exc).strip().replace("\n", "; "))
         search = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.searchpath")]
         name = str(kwargs.get("config_name") or "config")
+        task = list(config.hydra.overrides.task)
+        try:
+            if checked_jobs is None:
+                jobs = self.jobs = sweep.expand(task, params)
+            else:  # the sweeper numbers its later jobs as it goes: the summary reads theirs
+                self.jobs = None
+                jobs = checked_jobs(task, config.hydra.sweeper, _composer(name, search))
+        except (HydraException, UserError) as exc:
+            fail(str(exc).strip().replace("\n", "; "))
         problems, configs = sweep.preflight(name, jobs, search, stacked)
         if problems:
             print(f"adaptrun: error: {sweep.refusal(problems, len(jobs))}", file=sys.stderr)

@@ -158,10 +158,12 @@ def _stacked_sweep_job(
                 **hydra_files(one),
                 "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(lines)),
             }
-            outcomes[num] = _sweep_job(one, sweep_dir / folder, mine, files, sweep_dir, num, jobs)
+            outcomes[num] = _sweep_job(
+                one, job_dir.parent / folder, mine, files, sweep_dir, num, jobs
+            )
         return {"status": "completed", "runs": outcomes}
     entries = [
-        (num, sweep_dir / folder, " ".join([*(f"{k}={v}" for k, v in common.items()), *own]))
+        (num, job_dir.parent / folder, " ".join([*(f"{k}={v}" for k, v in common.items()), *own]))
         for num, folder, own in planned
     ]
     return _run_recorded(cfg, job_dir, overrides, files, sweep_dir, jobs, entries)

@@ -54,7 +54,7 @@ class StackedJob:
             where = [f"hydra.sweep.subdir={_quote(folder)}", f"+hydra.job.env_set.{RUN_NUM}={num}"]
             return [*combos[num], *where]
         runs = [
-            [num, under + run_folder(combos[num], num, exclude), *own]
+            [num, run_folder(combos[num], num, exclude), *own]  # beside the job's folder
             for num, own in zip(self.nums, self.own, strict=True)
         ]
         plan = "[" + ",".join("[" + ",".join(_quote(v) for v in run) + "]" for run in runs) + "]"

@@ -127,8 +127,10 @@ def read_sweep(sweep_dir: Path) -> Sweep:
     """Every run of the sweep: each folder holding ``.hydra/config.yaml``, and every run
     the sweep's own records name whose folder has none (never started, failed before it
     wrote its config, lost its files), shown with its recorded outcome. A damaged file is
-    named in a note, never a crash; runs of one config and seed are counted once."""
-    runs, notes, unplaced = [], [], []
+    named in a note, never a crash; runs of one config and seed are counted once. Runs
+    that never scored the test split (``trainer.test=false``: a tuned sweep's search,
+    whose record is tuning.md) are left out and counted in a note."""
+    runs, notes, unplaced, untested = [], [], [], []
     for config_file in sorted(Path(sweep_dir).glob("**/.hydra/config.yaml")):
         folder = config_file.parent.parent
         try:
@@ -142,8 +144,16 @@ def read_sweep(sweep_dir: Path) -> Sweep:
             continue
         if int(config.get("trainer.stack") or 1) > 1 or PLAN_KEY in config:
             continue  # a job of stacked runs: each run has a folder of its own
+        if config.get("trainer.test") is False:
+            untested.append(Run(folder, config, {}))
+            continue
         runs.append(Run(folder, config, _metrics(folder / "metrics.json", notes)))
-    runs += _recorded_only(Path(sweep_dir), runs, unplaced, notes)
+    runs += _recorded_only(Path(sweep_dir), runs, unplaced, notes, untested)
+    if untested:
+        notes.append(
+            f"{len(untested)} runs without a test split (trainer.test=false, a tuned sweep's "
+            "search) are left out of the tables; their validation scores are in tuning.md"
+        )
     for run in runs:
         run.config = applied(run.config)
     runs, duplicates = _distinct(runs)
@@ -172,14 +182,18 @@ def _metrics(path: Path, notes: list[str]) -> dict[str, Any]:
 
 
 def _recorded_only(
-    sweep_dir: Path, runs: list[Run], unplaced: list[Path], notes: list[str]
+    sweep_dir: Path,
+    runs: list[Run],
+    unplaced: list[Path],
+    notes: list[str],
+    left_out: Sequence[Run] = (),
 ) -> list[Run]:
     """Runs the sweep recorded whose folder holds no readable config: each placed in its
     cell by its recorded overrides over the config of a run that has one (the sweep varies
     exactly those keys; a group's option is its ``<group>.name``)."""
     from adaptrun.sweep.jobs import read_records
 
-    seen = {r.folder.resolve() for r in runs}
+    seen = {r.folder.resolve() for r in [*runs, *left_out]}
     template = runs[0].config if runs else None
     extra = []
     for num, record in sorted(read_records(sweep_dir).items()):
