@@ -21,15 +21,42 @@ from adaptrun.sweep import tuning
 TUNED = [
     "-m",
     "hydra/sweeper=tuned",
-    "experiment=jagtap_discontinuous",
-    "activation=relu,tanh",  # fixed: no learned-activation figure to draw, faster
-    "trainer.epochs=60",
+    "hydra.searchpath=[file://my_conf]",  # the user's activation and preset
+    "experiment=jagtap_discontinuous,digits_small",
+    "activation=tanh,snake",
+    "trainer.max_steps=40",
     "trainer.eval_every_epochs=20",
     "tune.optimizer.lr=tag(log,interval(1e-3,1e-2))",
     "hydra.sweeper.budget=2",
     "hydra.sweeper.seeds=2",
     "seed=0,1",
 ]
+SNAKE = """
+import torch
+from torch import nn
+
+
+class Snake(nn.Module):
+    def __init__(self, shape, alpha=1.0):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.full(shape, float(alpha)))
+
+    def forward(self, x):
+        return x + torch.sin(self.alpha * x) ** 2 / self.alpha
+"""
+
+
+def user_files(folder) -> None:
+    """A user's activation class with an option of its own, and a preset of their own."""
+    (folder / "my_acts.py").write_text(SNAKE)
+    (folder / "my_conf" / "activation").mkdir(parents=True)
+    (folder / "my_conf" / "activation" / "snake.yaml").write_text(
+        "name: snake\nfamily: custom\n_target_: my_acts.Snake\nalpha: 0.5\n"
+    )
+    (folder / "my_conf" / "experiment").mkdir()
+    (folder / "my_conf" / "experiment" / "digits_small.yaml").write_text(
+        "# @package _global_\nmodel:\n  width: 32\ntrainer:\n  batch_size: 128\n"
+    )
 
 
 def parsed(*overrides: str) -> list:
@@ -117,23 +144,27 @@ def test_a_tuning_run_never_holds_the_test_split(tmp_path, monkeypatch):
         run(compose_config(["trainer.epochs=1"]), tmp_path / "tested")
 
 
-def _scores(sweep) -> dict[str, list[float]]:
-    """Each tuning candidate's final validation values, from the runs' own records."""
+def _scores(sweep, column: dict) -> dict[str, list[float]]:
+    """A column's tuning candidates' final validation values, from the runs' own records."""
     found: dict[str, list[float]] = {}
+    mine = set(column["overrides"]) | set(column["validation"])
     for path in sorted((sweep / "tune").glob("*/metrics.json")):
-        metrics = json.loads(path.read_text())
-        cfg = (path.parent / ".hydra" / "config.yaml").read_text()
-        key = next(line for line in path.parent.name.split(",") if line.startswith("activation="))
-        lr = next(p for p in path.parent.name.split(",") if p.startswith("optimizer.lr="))
-        assert "test: false" in cfg
-        found.setdefault(f"{key} {lr}", []).append(metrics["final_val_rel_l2"])
+        parts = set(path.parent.name.split(","))
+        if not mine <= parts:
+            continue
+        assert "test: false" in (path.parent / ".hydra" / "config.yaml").read_text()
+        (lr,) = [p for p in parts if p.startswith("optimizer.lr=")]
+        found.setdefault(lr, []).append(read_metrics(path.parent)[f"final_{column['metric']}"])
     return found
 
 
 @pytest.mark.slow
-def test_a_stopped_tuned_sweep_resumes_and_chooses_by_validation(tmp_path):
+def test_a_tuned_two_preset_sweep_of_a_users_activation_resumes_chooses_and_cards(tmp_path):
     """Stopped during the second column's search, then run again: the first column's
-    finished search is not redone, and the whole sweep ends as one run through would."""
+    finished search is not redone; each column's choice is its best validation mean; its
+    evaluation seeds trained at it and were tested, the search never was; the card has a
+    section per preset and the verdict per activation."""
+    user_files(tmp_path)
     sweep = tmp_path / "sweep"
     args = [*TUNED, f"hydra.sweep.dir={sweep}", "trainer.checkpoint_every=5"]
     proc = start_cli(args, tmp_path)
@@ -144,45 +175,52 @@ def test_a_stopped_tuned_sweep_resumes_and_chooses_by_validation(tmp_path):
     assert not (sweep / "tuning.json").exists()  # nothing chosen from a partial search
     done = run_cli(args, tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "sweep of 12 runs: 8 completed, 4 skipped" in done.stderr
-    _check_tuned(sweep)
-
-
-def _check_tuned(sweep) -> None:
-    """The search (2 columns x 2 candidates x 2 tuning seeds, stacked by column) chose
-    each column's best validation mean; the evaluation seeds trained at it and were
-    tested; no search run scored the test split; the report compares only the former."""
-    from adaptrun.report.runs import read_sweep
-
-    assert sorted(p.name for p in (sweep / "tune").glob("stack-*")) == ["stack-0x4", "stack-4x4"]
-    scores = _scores(sweep)
-    assert len(scores) == 4 and all(len(v) == 2 for v in scores.values())
+    assert "sweep of 24 runs: 20 completed, 4 skipped" in done.stderr
+    # the search: 4 columns x 2 candidates x 2 tuning seeds, stacked by column
+    stacks = sorted(p.name for p in (sweep / "tune").glob("stack-*"))
+    assert stacks == ["stack-0x4", "stack-12x4", "stack-4x4", "stack-8x4"]
     record = json.loads((sweep / "tuning.json").read_text())
     assert record["tuned"] == ["optimizer.lr"] and record["tuning_seeds"] == [1000, 1001]
+    metrics = [(c["metric"], c["goal"], c["validation"]) for c in record["columns"]]
+    assert (
+        metrics
+        == [("val_rel_l2", "min", ["dataset.n_val=1000"])] * 2
+        + [("val_acc", "max", ["dataset.val_fraction=0.1"])] * 2
+    )
     for column in record["columns"]:
-        activation = column["overrides"][1]
-        assert column["metric"] == "val_rel_l2" and column["validation"] == ["dataset.n_val=1000"]
-        mine = {name.split()[1]: v for name, v in scores.items() if name.split()[0] == activation}
-        means = {lr: statistics.fmean(values) for lr, values in mine.items()}
-        assert column["chosen"] == [min(means, key=means.get)]
-        recorded = {c["point"][0]: c["mean"] for c in column["candidates"]}
-        assert recorded == pytest.approx(means)
+        scores = _scores(sweep, column)
+        assert len(scores) == 2 and all(len(v) == 2 for v in scores.values())
+        means = {lr: statistics.fmean(v) for lr, v in scores.items()}
+        pick = max if column["goal"] == "max" else min
+        assert column["chosen"] == [pick(means, key=means.get)]
+        assert {c["point"][0]: c["mean"] for c in column["candidates"]} == pytest.approx(means)
         for seed in (0, 1):
-            (folder,) = sweep.glob(f"{activation},*{column['chosen'][0]},seed={seed},*")
-            metrics = read_metrics(folder)
-            assert metrics["status"] == "completed" and metrics["final_test_rel_l2"] > 0
-            assert "val_rel_l2" not in metrics["goals"]  # evaluation trains as configured
+            wanted = {*column["overrides"], column["chosen"][0], f"seed={seed}"}
+            (folder,) = [f for f in sweep.iterdir() if wanted <= set(f.name.split(","))]
+            ran = read_metrics(folder)
+            primary = "final_test_rel_l2" if column["metric"] == "val_rel_l2" else "final_test_acc"
+            assert ran["status"] == "completed" and ran[primary] > 0
+            assert not [k for k in ran if k.startswith("final_val")]  # trained as configured
     for path in (sweep / "tune").glob("*/metrics.json"):
         assert not [k for k in json.loads(path.read_text()) if "test" in k]
         assert not [t for t in events(path.parent).Tags()["scalars"] if t.startswith("test/")]
-    table = (sweep / "tuning.md").read_text()
-    assert table.count("**chosen**") == 2 and "validation: dataset.n_val=1000" in table
-    swept = read_sweep(sweep)
-    assert len(swept.runs) == 4 and all(r.config["trainer.test"] for r in swept.runs)
-    assert any("8 runs without a test split" in note for note in swept.notes)
+    assert (sweep / "tuning.md").read_text().count("**chosen**") == 4
+    # the report: the evaluation runs only, and the card
+    from adaptrun.report.cli import report
+
+    report(sweep)
+    assert "8 runs. " in (sweep / "report.md").read_text()
+    card = (sweep / "card.md").read_text()
+    assert "## mlp/discontinuous: final test_rel_l2 (lower is better)" in card
+    assert "## mlp/digits: final test_acc (higher is better)" in card
+    rows = [line for line in card.splitlines() if line.startswith("| snake |")]
+    assert len(rows) == 2 and all("lr=" in r and "(1." not in r.split("|")[4] for r in rows)
+    (verdict,) = [line for line in card.splitlines() if line.startswith("- **snake**")]
+    assert "of 2 tasks (Holm-adjusted p < 0.05)" in verdict
 
 
 def test_a_tuned_sweep_that_cannot_work_is_refused_before_anything_starts(tmp_path):
+    user_files(tmp_path)
     sweep = tmp_path / "sweep"
     for extra, message in [
         (["seed=1000,1"], "seed: 1000 are also tuning seeds"),

@@ -129,5 +129,11 @@ def activation_curves(model: nn.Module, low: float = -4.0, high: float = 4.0) ->
         ax.axvline(0, color="grey", lw=0.5)
         ax.set_title(f"{name} ({type(module).__name__})", fontsize=9)
         ax.legend(fontsize=6)
-    fig.tight_layout()
+    # fixed margins (in inches, whatever the grid) that fit these labels: tight_layout
+    # measures every tick label, 0.66 s a figure here, paid by every run of a sweep
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=0.45 / width, right=1 - 0.1 / width, bottom=0.35 / height, top=1 - 0.3 / height,
+        wspace=0.25, hspace=0.45,
+    )  # fmt: skip
     return {"activations": fig}

@@ -10,6 +10,7 @@ from typing import Any
 
 FILES = {  # what the report writes into the sweep folder, for --help and the docs
     "report.md": "every table and plot on one page",
+    "card.md": "a tuned sweep's verdict: per task and activation, the choice, test, cost, targets",
     "results.csv": "the metric per cell: mean, 95% interval, paired or Welch test, Holm, P(better)",
     "convergence.csv": "per convergence target: how many runs reached it, in how many steps",
     "speed.csv": "steps to each target relative to the baseline",
@@ -70,6 +71,8 @@ def report(
         raise ValueError(f"no run has metric {metric!r}; valid: {', '.join(known)}")
     base = baseline_column(grid, baseline)
     out = Path(sweep_dir)
+    tuned = _tuned_keys(out)
+    cost = cost or tuned is not None  # a card times every cell side by side
     tables = {
         "results.csv": metric_table(grid, key, base),
         "convergence.csv": convergence_table(grid),
@@ -121,7 +124,28 @@ def report(
         )
     (out / "report.md").write_text("\n\n".join(sections) + "\n")
     plots = [*figures.values(), out / "distribution.png"]
-    return [out / "report.md", *(out / name for name in tables), *plots]
+    written = [out / "report.md", *(out / name for name in tables), *plots]
+    if tuned is not None:
+        from adaptrun.report.card import render
+
+        card = render(grid, base, tuned, tables.get("cost_measured.csv"))
+        figures_md = "\n\n".join(f"![{what}]({p.name})" for what, p in figures.items())
+        (out / "card.md").write_text(card + "\n## Figures\n\n" + figures_md + "\n")
+        written.insert(0, out / "card.md")
+    return written
+
+
+def _tuned_keys(sweep_dir: Path) -> list[str] | None:
+    """The keys a tuned sweep searched (its tuning.json), or None for another sweep."""
+    import json
+
+    try:
+        record = json.loads((sweep_dir / "tuning.json").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{sweep_dir / 'tuning.json'} is damaged ({exc})") from exc
+    return [str(k) for k in record.get("tuned", [])] if isinstance(record, dict) else None
 
 
 def _figures(grid: Any, events: Any, primary: str, out: Path) -> dict[str, Path]:

@@ -117,7 +117,8 @@ def shaped_markdown(grid: Grid, part: pd.DataFrame) -> str:
     """A frame with a ``text`` per (row, column) cell as the grid's markdown table, in the
     grid's row and column order; cells without runs read ``not run``."""
     shaped = part.pivot(index="row", columns="column", values="text")
-    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).fillna("not run")
+    shaped = shaped.reindex(index=list(grid.cells), columns=grid.columns).astype(object)
+    shaped = shaped.fillna("not run")
     shaped.index.name, shaped.columns.name = "run", None
     return shaped.to_markdown()
 

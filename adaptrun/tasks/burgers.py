@@ -286,7 +286,8 @@ class BurgersTask:
             ax.set_xlabel("t")
             fig.colorbar(shown, ax=ax)
         axes[0].set_ylabel("x")
-        fig.tight_layout()
+        # fixed margins that fit these labels (tight_layout measures every tick label)
+        fig.subplots_adjust(left=0.065, right=0.98, bottom=0.15, top=0.91, wspace=0.12)
         return {"solution": fig, "profiles": self._profiles(plt, pred, exact)}
 
     def _profiles(self, plt: Any, pred: np.ndarray, exact: np.ndarray) -> Figure:
@@ -303,7 +304,7 @@ class BurgersTask:
             ax.grid(True, alpha=0.3)
         axes[0].set_ylabel("u")
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.17, top=0.9, wspace=0.08)
         return fig
 
 

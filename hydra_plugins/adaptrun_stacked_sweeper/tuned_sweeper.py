@@ -122,7 +122,9 @@ class TunedSweeper(StackedSweeper):
     def _launch(
         self, full: list[list[str]], nums: Sequence[int], under: str, exclude: list[str], first: int
     ) -> Any:
-        """Launch runs ``nums`` of ``full`` (every run of the sweep, numbered), stacked."""
+        """Launch runs ``nums`` of ``full`` (every run of the sweep, numbered), stacked
+        (unchecked by Hydra, as the stacking sweeper's: adaptrun's sweep check composed
+        every run before the first started)."""
         assert self.launcher is not None
         stacks = plan([full[n] for n in nums], self.max_stack)
         batch = [
@@ -130,7 +132,6 @@ class TunedSweeper(StackedSweeper):
             for s in stacks
         ]
         log.info("%d runs in %d jobs (at most %d stacked)", len(nums), len(batch), self.max_stack)
-        self.validate_batch_is_legal(batch)
         self.overrides = [batch]
         self.batch_index = 1
         return self.launcher.launch(batch, initial_job_idx=first)
