@@ -125,6 +125,18 @@ def check_trainer(cfg: Mapping[str, Any], full_batch: bool) -> None:
         "trainer.figures_at",
         f"must be a list of step numbers >= 1 (got {steps})",
     )
+    for key in ("test", "figures"):
+        require(
+            isinstance(cfg[key], bool),
+            f"trainer.{key}",
+            f"must be true or false (got {cfg[key]!r})",
+        )
+    require(
+        cfg["figures"] or not steps,
+        "trainer.figures_at",
+        f"trainer.figures=false draws no figures, so none at steps {steps}; use "
+        "trainer.figures_at=[]",
+    )
 
 
 def check_targets(targets: Mapping[str, Any], goals: Mapping[str, str]) -> None:

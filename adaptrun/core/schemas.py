@@ -43,6 +43,7 @@ class TrainerConfig:
     checkpoint_every: Any = None
     checkpoint_every_epochs: Any = 1
     test: Any = True
+    figures: Any = True
 
 
 @dataclasses.dataclass

@@ -490,7 +490,7 @@ def _tracker(
         Progress(total_steps, task.steps_per_epoch, enabled=show),
         cfg.trainer.log_every,
         spec.hparams,
-        figures=_figures(task, model),
+        figures=_figures(task, model) if cfg.trainer.figures else None,
         figure_steps=list(cfg.trainer.figures_at),
         name=spec.run_dir.name if named else "",
         trial=spec.trial or str(spec.run_dir.relative_to(job_dir.parent)),

@@ -32,6 +32,8 @@ FOLDER = "tune/"  # the tuning runs' folders, inside the sweep's
 RECORD = "tuning.json"
 TABLE = "tuning.md"
 NO_TEST = "trainer.test=false"  # tuning runs never hold nor score the test split
+# nor draw figures (about a second a run, for trials nobody looks at)
+NO_FIGURES = ("trainer.figures=false", "trainer.figures_at=[]")
 
 
 def split_tuned(overrides: Sequence[Override]) -> tuple[list[Override], list[Override]]:
@@ -129,7 +131,7 @@ def check_seeds(columns: Sequence[Column], search: Search) -> None:
 def tuning_runs(columns: Sequence[Column], search: Search) -> list[list[str]]:
     """Every column x candidate x tuning seed, in that order."""
     return [
-        [*c.common, *c.validation, NO_TEST, *point, f"seed={seed}"]
+        [*c.common, *c.validation, NO_TEST, *NO_FIGURES, *point, f"seed={seed}"]
         for c in columns
         for point in search.points
         for seed in search.seeds
