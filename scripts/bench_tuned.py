@@ -6,8 +6,9 @@ rate the tuned sweep chose). Target: the tuned sweeper at least 4x faster.
 
     python scripts/bench_tuned.py [--epochs 2000] [--repeats 1]
 
-Each repeat runs the tuned command, then the basic ones, in fresh folders; the basic
-sweeper's evaluation runs are checked to end where the stacked ones did.
+Each repeat runs the tuned command, then the basic ones, in fresh folders, and compares
+the evaluation runs' final test errors: a stacked run's step equals its twin's to float
+rounding, which long training at a high rate can amplify.
 """
 
 from __future__ import annotations
@@ -86,13 +87,15 @@ def main() -> None:
                     f"hydra.sweep.dir={root / 'basic' / activation}",
                 ], root)  # fmt: skip
             ours, theirs = finals(root / "tuned"), finals(root / "basic")
-            worst = max(abs(ours[k] - theirs[k]) / abs(theirs[k]) for k in theirs)
+            gaps = sorted(abs(ours[k] - theirs[k]) / abs(theirs[k]) for k in theirs)
             runs = len(ACTIVATIONS) * (BUDGET * TUNING_SEEDS + SEEDS)
             print(f"repeat {repeat}: {runs} runs of {args.epochs} steps; chosen: {chosen}")
             print(f"  tuned sweeper, stacked: {tuned:8.1f} s")
             print(f"  basic sweeper, one by one: {basic:8.1f} s")
-            print(f"  speed-up: {basic / tuned:.2f}x (target {TARGET}x); the {len(theirs)} "
-                  f"evaluation runs agree to {worst:.1e} relative")  # fmt: skip
+            print(f"  speed-up: {basic / tuned:.2f}x (target {TARGET}x)")
+            median, worst = gaps[len(gaps) // 2], gaps[-1]
+            print(f"  the {len(theirs)} evaluation runs' final test rel L2, stacked against "
+                  f"alone: median gap {median:.1e}, worst {worst:.1e} relative")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ BAD_INPUTS = [
     (["activation.n=abc"], "activation.n: Value 'abc' of type 'str' could not be converted"),
     (["targets.test_acc=5"], "targets.test_acc: must be a list of numbers"),
     (["trainer.figures_at=5"], "trainer.figures_at: must be a list"),
+    (["trainer.figures=false", "trainer.figures_at=[5]"], "draws no figures, so none at"),
+    (["trainer.test=maybe"], "trainer.test: must be true or false (got 'maybe')"),
     (["augmentation.ops=5"], "augmentation.ops: must be a list"),
     (["trainer=5"], "trainer: must be a mapping of the trainer settings (got 5)"),
     (["seed=[1"], "cannot read the overrides"),
