@@ -127,8 +127,8 @@ def run_folder(combo: Sequence[str], num: int, exclude: Sequence[str]) -> str:
 
 class PlannedRun(NamedTuple):
     """One run of a job: its number in a stacked sweep (None outside one: the job's own
-    runs), its folder (a swept run's beside the job, in the sweep's folder; a seed's of
-    trainer.stack within the job's; "" the job's own) and its own overrides."""
+    runs), its folder (a swept run's beside the job's, in the sweep folder or its tune/;
+    a seed's of trainer.stack within the job's; "" the job's own) and its own overrides."""
 
     num: int | None
     folder: str
