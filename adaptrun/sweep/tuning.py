@@ -278,6 +278,9 @@ def render(search: Search, choices: Sequence[Choice]) -> str:
             )
         if choice.why:
             lines += ["", f"Nothing chosen: {choice.why}; its evaluation runs failed."]
+        elif len(search.points) > 2 and choice.chosen in (search.points[0], search.points[-1]):
+            lines += ["", "The choice is the first or last candidate: the best value may lie "
+                      "outside the search; widen it to know."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
