@@ -25,7 +25,7 @@ from hydra.core.override_parser.types import Override
 
 from adaptrun.config.plan import key_of
 from adaptrun.core.errors import UserError
-from adaptrun.records.track import write_json_atomic
+from adaptrun.core.files import write_text_atomic
 
 PREFIX = "tune."  # tune.<key>=<sweep>: a key to tune and its candidates
 FOLDER = "tune/"  # the tuning runs' folders, inside the sweep's
@@ -227,9 +227,7 @@ def write_records(sweep_dir: Path, search: Search, choices: Sequence[Choice]) ->
             for choice in choices
         ],
     }
-    write_json_atomic(sweep_dir / RECORD, record)
-    from adaptrun.core.files import write_text_atomic
-
+    write_text_atomic(sweep_dir / RECORD, json.dumps(record, indent=2) + "\n")
     write_text_atomic(sweep_dir / TABLE, render(search, choices))
 
 

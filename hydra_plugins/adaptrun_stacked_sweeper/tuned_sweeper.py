@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from adaptrun.config.plan import StackedJob, plan, run_folder
 from adaptrun.core.interrupt import STOP
 from adaptrun.sweep import tuning
-from adaptrun.sweep.jobs import record_outcome
 from hydra_plugins.adaptrun_stacked_sweeper.stacked_sweeper import StackedSweeper
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,8 @@ class TunedSweeper(StackedSweeper):
         return runs + tuning.evaluation_runs(columns, [search.points[0]] * len(columns))
 
     def sweep(self, arguments: list[str]) -> Any:
+        from adaptrun.sweep.jobs import record_outcome  # here: --help loads no torch
+
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
         loader = self.hydra_context.config_loader
