@@ -93,7 +93,7 @@ class TunedSweeper(StackedSweeper):
             ", ".join(search.keys), len(columns), len(search.points), len(search.seeds), len(runs),
         )  # fmt: skip
         results = [self._launch(runs, range(len(runs)), tuning.FOLDER, exclude, 0)]
-        if STOP:  # the summary says what did not start; running the command again resumes
+        if STOP:  # nothing chosen from a partial search: the same command resumes it
             return results
         folders = [
             sweep_dir / tuning.FOLDER / run_folder(combo, num, exclude)
