@@ -64,13 +64,13 @@ def verdict(
         if column == baseline:
             continue
         better = worse = total = 0
-        for _, _, table in tables:
+        for _, metric, table in tables:
             mine = table[table["column"] == column]
             base = table[table["column"] == baseline]
             if mine.empty or base.empty or pd.isna(mine["p_holm"].iloc[0]):
                 continue
             total += 1
-            goal_max = _higher_better(grid, table)
+            goal_max = grid.goal(metric) == "max"
             delta = float(mine["mean"].iloc[0]) - float(base["mean"].iloc[0])
             if float(mine["p_holm"].iloc[0]) < ALPHA:
                 if (delta > 0) == goal_max:
@@ -82,12 +82,6 @@ def verdict(
             f"(Holm-adjusted p < {ALPHA}), worse on {worse}"
         )
     return lines
-
-
-def _higher_better(grid: Grid, table: pd.DataFrame) -> bool:
-    row = str(table["row"].iloc[0])
-    sub = Grid(grid.row_keys, grid.column_keys, {row: grid.cells[row]})
-    return grid.goal(primary_metric(sub)) == "max"
 
 
 def _steps(conv: pd.DataFrame, row: str, column: str, metric: str) -> str:
@@ -131,7 +125,7 @@ def render(
         f"{timing}.",
     ]
     for row, metric, table in tables:
-        goal = "higher" if _higher_better(grid, table) else "lower"
+        goal = "higher" if grid.goal(metric) == "max" else "lower"
         lines += [
             "",
             f"## {row}: final {metric} ({goal} is better)",

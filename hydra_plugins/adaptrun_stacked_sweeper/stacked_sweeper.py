@@ -8,6 +8,7 @@ adaptrun.config.plan's; a Hydra sweeper must live in the hydra_plugins package.
 registering them in sys.modules, where dataclasses look string annotations up.)"""
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf reads these types)
@@ -17,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from adaptrun.config.plan import plan
+from adaptrun.config.plan import StackedJob, plan
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,26 @@ class StackedSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         combos = [job for batch in self.split_arguments(overrides, None) for job in batch]
-        exclude = list(self.config.hydra.job.config.override_dirname.exclude_keys)
-        jobs = plan(combos, self.max_stack)
-        batch = [job.overrides(combos, exclude) for job in jobs]
-        log.info("%d runs in %d jobs (at most %d stacked)", len(combos), len(jobs), self.max_stack)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        # not Hydra's validate_batch_is_legal: it composes every job once more (a quarter
-        # of a second each), after adaptrun's sweep check composed every run of them
+        return [self.launch_stacked(combos, range(len(combos)))]
+
+    def launch_stacked(
+        self, full: list[list[str]], nums: Sequence[int], under: str = "", first: int = 0
+    ) -> Any:
+        """Launch runs ``nums`` of ``full`` (every run of the sweep, numbered) as stacked
+        jobs, in the sweep folder's ``under``; Hydra numbers the jobs from ``first``.
+        Not checked by Hydra's validate_batch_is_legal: it composes every job once more (a
+        quarter of a second each), after adaptrun's sweep check composed every run."""
+        assert self.config is not None and self.launcher is not None
+        exclude = list(self.config.hydra.job.config.override_dirname.exclude_keys)
+        stacks = plan([full[n] for n in nums], self.max_stack)
+        batch = [
+            StackedJob(s.common, [nums[i] for i in s.nums], s.own).overrides(full, exclude, under)
+            for s in stacks
+        ]
+        log.info("%d runs in %d jobs (at most %d stacked)", len(nums), len(batch), self.max_stack)
         self.overrides = [batch]
         self.batch_index = 1
-        return [self.launcher.launch(batch, initial_job_idx=0)]
+        return self.launcher.launch(batch, initial_job_idx=first)

@@ -11,28 +11,31 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional  # noqa: UP035 (OmegaConf reads these types)
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from adaptrun.config.plan import StackedJob, plan, run_folder
+from adaptrun.config.plan import run_folder
 from adaptrun.core.interrupt import STOP
 from adaptrun.sweep import tuning
-from hydra_plugins.adaptrun_stacked_sweeper.stacked_sweeper import StackedSweeper
+from hydra_plugins.adaptrun_stacked_sweeper.stacked_sweeper import (
+    StackedSweeper,
+    StackedSweeperConf,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TunedSweeperConf:
+class TunedSweeperConf(StackedSweeperConf):
+    """The stacking sweeper's keys, and the search's."""
+
     _target_: str = "hydra_plugins.adaptrun_stacked_sweeper.tuned_sweeper.TunedSweeper"
-    max_stack: int = 16  # runs per stacked job at most: bounds its memory
     budget: int = 6  # candidates per interval-tuned key (a list or range: its values)
     seeds: int = 3  # tuning seeds per candidate
     first_seed: int = 1000  # the tuning seeds: first_seed, first_seed + 1, ...
-    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045 (OmegaConf reads these types)
 
 
 ConfigStore.instance().store(
@@ -92,7 +95,7 @@ class TunedSweeper(StackedSweeper):
             "tuning %s: %d columns x %d candidates x %d seeds = %d runs",
             ", ".join(search.keys), len(columns), len(search.points), len(search.seeds), len(runs),
         )  # fmt: skip
-        results = [self._launch(runs, range(len(runs)), tuning.FOLDER, exclude, 0)]
+        results = [self.launch_stacked(runs, range(len(runs)), tuning.FOLDER)]
         if STOP:  # nothing chosen from a partial search: the same command resumes it
             return results
         folders = [
@@ -117,25 +120,8 @@ class TunedSweeper(StackedSweeper):
                 record_outcome(sweep_dir, num, folder, "failed", error, " ".join(full[num]))
         if nums:
             log.info("evaluating each column's choice: %d runs (%s)", len(nums), tuning.TABLE)
-            results.append(self._launch(full, nums, "", exclude, len(results[0])))
+            results.append(self.launch_stacked(full, nums, first=len(results[0])))
         return results
-
-    def _launch(
-        self, full: list[list[str]], nums: Sequence[int], under: str, exclude: list[str], first: int
-    ) -> Any:
-        """Launch runs ``nums`` of ``full`` (every run of the sweep, numbered), stacked
-        (unchecked by Hydra, as the stacking sweeper's: adaptrun's sweep check composed
-        every run before the first started)."""
-        assert self.launcher is not None
-        stacks = plan([full[n] for n in nums], self.max_stack)
-        batch = [
-            StackedJob(s.common, [nums[i] for i in s.nums], s.own).overrides(full, exclude, under)
-            for s in stacks
-        ]
-        log.info("%d runs in %d jobs (at most %d stacked)", len(nums), len(batch), self.max_stack)
-        self.overrides = [batch]
-        self.batch_index = 1
-        return self.launcher.launch(batch, initial_job_idx=first)
 
 
 def _combos(overrides: Sequence[Any]) -> list[list[str]]:
