@@ -182,17 +182,20 @@ def test_trainer_threads_auto_divides_the_cores_among_concurrent_jobs(monkeypatc
 def test_trainer_threads_auto_takes_the_free_cores_and_then_the_faster_count(monkeypatch):
     """auto never takes cores other work keeps busy, and of what is free it measures one
     thread against all: a small step that gains nothing from more threads gets one."""
-    import time
+    import types
 
     from adaptrun.runner import threads
 
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    # A clock only the probe moves: a busy test machine cannot turn a 10% gap into a tie.
+    clock = [0.0]
+    monkeypatch.setattr(threads, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
     calls = []
 
     def step(one: float, many: float):
         def probe():
             calls.append(torch.get_num_threads())
-            time.sleep(one if torch.get_num_threads() == 1 else many)
+            clock[0] += one if torch.get_num_threads() == 1 else many
 
         return probe
 
