@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_same_run, compose_config, events, read_metrics, run_cli, stop_at
 from omegaconf import OmegaConf
 
-from adaptrun.config.plan import plan, run_folder
+from adaptrun.config.plan import plan, run_folder, split_ended
 from adaptrun.core.interrupt import STOP
 from adaptrun.runner.run import run
 
@@ -71,6 +71,11 @@ def test_plan_stacks_what_differs_only_in_stackable_keys():
         "hydra.sweep.subdir='activation=relu,seed=2'",
         "+hydra.job.env_set.ADAPTRUN_RUN_NUM=2",
     ]
+    # a stack whose runs partly ended already: those alone (the runner skips them), the rest
+    # stacked; a stack all or none of whose runs ended stays as it is
+    split = split_ended(stacks, lambda num: num in (0, 2, 4, 5))
+    assert [s.nums for s in split] == [[0], [2], [1, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
+    assert split[2].own == [stacks[0].own[1], stacks[0].own[3]]
     line = stacks[1].overrides(jobs, ["optimizer.lr"])
     assert line[0:1] == stacks[1].common and line[-1] == "hydra.sweep.subdir=stack-4x2"
     assert line[1] == (
@@ -115,7 +120,20 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
         assert [e.value for e in a] == pytest.approx([e.value for e in b], rel=1e-4)
     # tanh is fixed (n is ignored): its n=1e20 runs complete like the n=1 ones
     assert read_metrics(sweep / run_folder(combos(GRID)[7], 7, []))["status"] == "completed"
-    # (a rerun skips finished runs: the stacked job's run() does, tested in-process below)
+    # Run again with a third seed: the plan would stack each finished run with the new
+    # ones; the finished runs are skipped alone and only the new seed trains, two a stack.
+    written = {p: p.stat().st_mtime_ns for p in sweep.glob("*/metrics.json")}
+    more = [o if o != "seed=0,1" else "seed=0,1,2" for o in args]
+    again = run_cli(more, tmp_path, timeout=240)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "sweep of 12 runs: 3 completed, 1 diverged, 8 skipped" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # not one rewritten
+    assert sorted(p.name for p in sweep.glob("stack-*")) == [
+        "stack-0x4", "stack-2x2", "stack-4x4", "stack-8x2"
+    ]  # fmt: skip
+    new = sorted(p.parent.name for p in sweep.glob("*/metrics.json") if p not in written)
+    assert len(new) == 4
+    assert all("seed=2" in OmegaConf.load(sweep / n / ".hydra" / "overrides.yaml") for n in new)
 
 
 @pytest.mark.slow

@@ -109,6 +109,25 @@ def plan(combos: Sequence[Sequence[str]], max_stack: int) -> list[StackedJob]:
     return jobs
 
 
+def split_ended(jobs: Sequence[StackedJob], ended: Callable[[int], bool]) -> list[StackedJob]:
+    """The jobs with each stack whose runs partly ended for good already (a sweep run
+    again with more seeds, or another max_stack, regroups finished runs with new ones)
+    split into its ended runs, each a lone job (which the runner checks against its
+    config and skips), and one stack of the rest: a finished run is never trained again
+    beside new ones. ``ended``: whether combination ``num`` did."""
+    out: list[StackedJob] = []
+    for job in jobs:
+        done = [ended(num) for num in job.nums]
+        if all(done) or not any(done):
+            out.append(job)
+            continue
+        runs = list(zip(job.nums, job.own, done, strict=True))
+        out += [StackedJob(job.common, [num], [own]) for num, own, d in runs if d]
+        rest = [(num, own) for num, own, d in runs if not d]
+        out.append(StackedJob(job.common, [n for n, _ in rest], [o for _, o in rest]))
+    return out
+
+
 def with_values(cfg: Any, own: Sequence[str]) -> Any:
     """``cfg`` (changed in place) with a run's stackable overrides applied as Hydra applies
     them: typed values from its override parser, checked against the config's schema.

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+ENDED = ("completed", "diverged")  # a run that ended for good: a rerun of it skips it
+
+
+def ended_status(run_dir: Path) -> str | None:
+    """The status metrics.json in ``run_dir`` records if it is one of ENDED; None for
+    any other, or a missing or unreadable file (whose run trains again)."""
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    status = metrics.get("status") if isinstance(metrics, dict) else None
+    return status if status in ENDED else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from adaptrun.records import checkpoint
 from adaptrun.records.board import Board
 from adaptrun.records.checkpoint import config_hash, flat_config
 from adaptrun.records.events import truncate_events
-from adaptrun.records.history import History
+from adaptrun.records.history import ENDED, History
 from adaptrun.records.hparams import run_hparams
 from adaptrun.records.progress import Progress
 from adaptrun.records.track import Tracker, write_failure
@@ -76,7 +76,7 @@ def finished_run(run_dir: Path, config_hash: str) -> dict[str, Any] | None:
     if not isinstance(metrics, dict):  # damaged: train again, it is rewritten at the end
         log.warning("%s is damaged (%s); the run trains again", path, " ".join(why.split()))
         return None
-    if metrics.get("status") not in ("completed", "diverged"):
+    if metrics.get("status") not in ENDED:
         return None
     if metrics.get("config_hash") != config_hash:
         raise UserError(

@@ -18,7 +18,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from adaptrun.config.plan import StackedJob, plan
+from adaptrun.config.plan import StackedJob, plan, run_folder, split_ended
+from adaptrun.records.history import ended_status
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,17 @@ class StackedSweeper(BasicSweeper):
         quarter of a second each), after adaptrun's sweep check composed every run."""
         assert self.config is not None and self.launcher is not None
         exclude = list(self.config.hydra.job.config.override_dirname.exclude_keys)
-        stacks = plan([full[n] for n in nums], self.max_stack)
+        folder = Path(self.config.hydra.sweep.dir) / under
+        planned = plan([full[n] for n in nums], self.max_stack)
+        stacks = split_ended(
+            planned,
+            lambda i: (
+                ended_status(folder / run_folder(full[nums[i]], nums[i], exclude)) is not None
+            ),
+        )
+        if len(stacks) > len(planned):
+            split = len(stacks) - len(planned)  # each such run became a job of its own
+            log.info("%d finished runs planned beside unfinished ones are skipped alone", split)
         batch = [
             StackedJob(s.common, [nums[i] for i in s.nums], s.own).overrides(full, exclude, under)
             for s in stacks
