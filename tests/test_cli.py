@@ -49,6 +49,7 @@ def test_default_run_trains_digits_and_writes_a_complete_run_folder(tmp_path):
     # one step's FLOPs, batch 64: forward 2*64*(64*64 + 64*64 + 64*10), the weight
     # gradients as many again, the input gradients of the two upper layers 2*64*(64*64 + 64*10)
     assert metrics["flops_per_step"] == 2 * 2 * 64 * (64 * 64 * 2 + 640) + 2 * 64 * (4096 + 640)
+    assert metrics["stacked_runs"] == 1  # trained alone
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "adaptrun.log").read_text().count("epoch ") >= 20
 

@@ -106,6 +106,7 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
         else:
             assert f"{folder.name}: step " in log
         mine = read_metrics(folder)
+        assert mine["stacked_runs"] == 4  # it says it shared its step with three others
         assert sorted(OmegaConf.load(folder / ".hydra" / "overrides.yaml")) == sorted(combo)
         assert OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra.job.num == num
         if mine_ended:
@@ -132,7 +133,7 @@ def test_a_stacked_sweep_records_each_run_as_its_unstacked_twin(tmp_path):
         "stack-0x4", "stack-2x2", "stack-4x4", "stack-8x2"
     ]  # fmt: skip
     new = sorted(p.parent.name for p in sweep.glob("*/metrics.json") if p not in written)
-    assert len(new) == 4
+    assert len(new) == 4 and all(read_metrics(sweep / n)["stacked_runs"] == 2 for n in new)
     assert all("seed=2" in OmegaConf.load(sweep / n / ".hydra" / "overrides.yaml") for n in new)
 
 

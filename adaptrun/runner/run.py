@@ -356,7 +356,7 @@ def _train(
             # a stacked run that had already ended alone keeps its own status and reason
             status = "failed" if one.alive or one.failed else "diverged"
             error = describe_error(exc) if one.alive else None
-            extra = _meta(spec, task, compiled, optimizer, run_dir, threads, flops)
+            extra = _meta(spec, task, compiled, optimizer, run_dir, threads, flops, len(specs))
             one.finish(status, error=error, extra=extra)
         raise
     _record_impl(trackers)
@@ -364,7 +364,7 @@ def _train(
         [
             one.finish(
                 one.outcome(status),
-                extra=_meta(spec, task, compiled, optimizer, run_dir, threads, flops),
+                extra=_meta(spec, task, compiled, optimizer, run_dir, threads, flops, len(specs)),
             )
             for spec, one, task in zip(specs, trackers, tasks, strict=True)
         ]
@@ -427,10 +427,13 @@ def _meta(
     job_dir: Path | None = None,
     threads: ThreadChoice | None = None,
     flops: int | None = None,
+    stacked: int | None = None,
 ) -> dict[str, Any]:
     """What metrics.json records beside the numbers: what really ran. ``timed_in``: the
     job whose steps its seconds measured; only runs timed in one job (a stack's, which
-    share every step) may have their seconds compared (adaptrun-report)."""
+    share every step) may have their seconds compared (adaptrun-report). ``stacked_runs``:
+    how many runs shared its step (1: alone), since a stack's batched products round
+    differently and a long run can carry that far (docs/bench.md measured up to 62%)."""
     settings = task.settings() if task is not None else {}
     if job_dir is not None:
         settings["timed_in"] = str(Path(job_dir).absolute())
@@ -441,6 +444,8 @@ def _meta(
         settings["impl_used"] = selfcheck.impl_used()  # fused kernel configurations
     if flops is not None:  # one training step's, as torch.utils.flop_counter counts them
         settings["flops_per_step"] = flops
+    if stacked is not None:
+        settings["stacked_runs"] = stacked
     if optimizer is not None:  # torch's fused update kernel, or its loop over tensors
         settings["optimizer_fused"] = all(g.get("fused") for g in optimizer.param_groups)
     return {"config_hash": spec.config_hash, "threads": torch.get_num_threads(), **settings}
