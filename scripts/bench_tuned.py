@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,6 @@ def adaptrun(args: list[str], cwd: Path) -> float:
     subprocess.run([sys.executable, "-m", "adaptrun", "-m", *args], check=True, cwd=cwd,
                    capture_output=True)  # fmt: skip
     return time.perf_counter() - start
-
-
-def rates() -> list[str]:
-    """The tuned sweeper's candidates: BUDGET log-spaced points, 3 significant digits."""
-    step = (math.log(HIGH) - math.log(LOW)) / (BUDGET - 1)
-    return [repr(float(f"{math.exp(math.log(LOW) + i * step):.3g}")) for i in range(BUDGET)]
 
 
 def finals(folder: Path) -> dict[tuple[str, str], float]:
@@ -74,9 +67,11 @@ def main() -> None:
                 next(o for o in c["overrides"] if o.startswith("activation="))[11:]: c["chosen"][0]
                 for c in record["columns"]
             }
+            # the same candidates, as the tuned sweep recorded them
+            rates = [c["point"][0].split("=", 1)[1] for c in record["columns"][0]["candidates"]]
             basic = adaptrun([
                 *common, f"activation={','.join(ACTIVATIONS)}",
-                f"optimizer.lr={','.join(rates())}", "dataset.n_val=1000", "trainer.test=false",
+                f"optimizer.lr={','.join(rates)}", "dataset.n_val=1000", "trainer.test=false",
                 "trainer.figures=false", "trainer.figures_at=[]",  # as the tuned search's runs
                 f"seed={','.join(str(1000 + k) for k in range(TUNING_SEEDS))}",
                 f"hydra.sweep.dir={root / 'basic' / 'tune'}",

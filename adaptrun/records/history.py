@@ -15,15 +15,14 @@ from typing import Any
 ENDED = ("completed", "diverged")  # a run that ended for good: a rerun of it skips it
 
 
-def ended_status(run_dir: Path) -> str | None:
-    """The status metrics.json in ``run_dir`` records if it is one of ENDED; None for
-    any other, or a missing or unreadable file (whose run trains again)."""
+def ended(run_dir: Path) -> bool:
+    """Whether metrics.json in ``run_dir`` records a status of ENDED (a missing or
+    unreadable file: no, its run trains again)."""
     try:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     except (OSError, ValueError):
-        return None
-    status = metrics.get("status") if isinstance(metrics, dict) else None
-    return status if status in ENDED else None
+        return False
+    return isinstance(metrics, dict) and metrics.get("status") in ENDED
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from adaptrun.config.plan import StackedJob, plan, run_folder, split_ended
-from adaptrun.records.history import ended_status
+from adaptrun.records.history import ended
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,7 @@ class StackedSweeper(BasicSweeper):
         folder = Path(self.config.hydra.sweep.dir) / under
         planned = plan([full[n] for n in nums], self.max_stack)
         stacks = split_ended(
-            planned,
-            lambda i: (
-                ended_status(folder / run_folder(full[nums[i]], nums[i], exclude)) is not None
-            ),
+            planned, lambda i: ended(folder / run_folder(full[nums[i]], nums[i], exclude))
         )
         if len(stacks) > len(planned):
             split = len(stacks) - len(planned)  # each such run became a job of its own
